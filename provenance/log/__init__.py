@@ -1,0 +1,1 @@
+"""The provenance transparency log in the C2SP formats."""
