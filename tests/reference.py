@@ -530,8 +530,8 @@ def sign(
     ``--lineage`` (rotation from an older signer to ``key``); ``next_signers`` adds
     ``--next-signer`` blocks. Debian's 31.0.2 has no ``--alignment-preserved`` (it
     aligns stored entries to 4 bytes, native libraries to 4 KiB, as the goldens expect):
-    leave ``alignment_preserved`` None for it. Raises :class:`ApksignerError` with apksigner's output
-    when it exits non-zero or writes no output.
+    leave ``alignment_preserved`` None for it. Raises :class:`ApksignerError` with
+    apksigner's output when it exits non-zero or writes no output.
     """
     if not Path(in_apk).is_file():
         raise FileNotFoundError(f"input APK not found: {in_apk}")
