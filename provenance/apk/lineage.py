@@ -185,8 +185,7 @@ def read_nodes(value: bytes | memoryview) -> list[LineageNode]:
                     )
                 except (certs.PublicKeyError, certs.VerifyException) as e:
                     raise LineageVerifyError(
-                        f"Failed to verify signature over signed data for certificate #{count}: "
-                        f"{e}"
+                        f"Failed to verify signature over signed data for certificate #{count}: {e}"
                     ) from None
                 if not ok:
                     raise LineageVerifyError(
@@ -196,9 +195,7 @@ def read_nodes(value: bytes | memoryview) -> list[LineageNode]:
             encoded = signed.prefixed_bytes()
             signed_alg = signed.u32()
             if last_cert is not None and last_alg_id != signed_alg:
-                raise LineageVerifyError(
-                    f"Signing algorithm ID mismatch for certificate #{count}"
-                )
+                raise LineageVerifyError(f"Signing algorithm ID mismatch for certificate #{count}")
             try:
                 cert = certs.load_certificate(encoded)
             except certs.CertificateError as e:
@@ -213,7 +210,9 @@ def read_nodes(value: bytes | memoryview) -> list[LineageNode]:
             last_cert = cert
             last_alg_id = sig_alg_id
     except Malformed as e:
-        raise LineageFormatError(f"Failed to parse V3SigningCertificateLineage object: {e}") from None
+        raise LineageFormatError(
+            f"Failed to parse V3SigningCertificateLineage object: {e}"
+        ) from None
     return nodes
 
 
@@ -231,7 +230,9 @@ def from_file_bytes(data: bytes) -> Lineage:
         )
     magic, version = struct.unpack_from("<II", data, 0)
     if magic != FILE_MAGIC:
-        raise LineageFormatError("Improper SigningCertificateLineage format: MAGIC header mismatch.")
+        raise LineageFormatError(
+            "Improper SigningCertificateLineage format: MAGIC header mismatch."
+        )
     if version != VERSION:
         raise LineageFormatError("Improper SigningCertificateLineage format: unrecognized version.")
     try:

@@ -32,6 +32,8 @@ class SignerResult(IssueList):
     certs: list[Certificate] = field(default_factory=list)
     min_sdk: int = 0  # v3/v3.1 signer's declared range
     max_sdk: int = 0
+    # Algorithm ids of the signatures record, in order (unknown ones included).
+    signature_alg_ids: list[int] = field(default_factory=list)
     # Signature algorithm id -> digest bytes as listed in the signed data.
     content_digests: list[tuple[int, bytes]] = field(default_factory=list)
     # What was actually checked.

@@ -13,8 +13,10 @@ the file size before it is used, so hostile input costs bounded memory and time.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
@@ -125,10 +127,9 @@ class ApkFile:
         """Release the mapping; views handed out earlier must no longer be used."""
         self.data.release()
         if self._mmap is not None:
-            try:
+            # A caller may still hold a slice; then the GC unmaps it later.
+            with contextlib.suppress(BufferError):
                 self._mmap.close()
-            except BufferError:  # a caller still holds a slice; the GC will unmap it
-                pass
             self._mmap = None
 
     def __enter__(self) -> ApkFile:
@@ -204,7 +205,7 @@ class ApkFile:
         produced = 0
         try:
             for i in range(0, size, chunk):
-                piece = raw[i : i + chunk]
+                piece: bytes | memoryview = raw[i : i + chunk]
                 while piece:
                     out = d.decompress(piece, chunk)
                     produced += len(out)
@@ -239,8 +240,6 @@ class ApkFile:
 
 
 def _is_regular(mode: int) -> bool:
-    import stat
-
     return stat.S_ISREG(mode)
 
 
