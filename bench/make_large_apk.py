@@ -62,6 +62,10 @@ _WORD_TEXT = (
     "store shelf install update hotfix framework dynamic code loading permission network"
 )
 WORDS = _WORD_TEXT.split(" ")
+# fmt: off
+SYLLABLES = ("ka", "ri", "to", "me", "an", "de", "lo", "su", "vi", "ne",
+             "po", "ra", "sh", "th", "st", "ing", "ed", "er", "al", "ion")
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -104,29 +108,7 @@ class Vocabulary:
 def _vocabulary(seed: int) -> Vocabulary:
     """WORDS plus 3000 made-up words, Zipf-weighted: deflates about 3.6x, like prose."""
     rng = random.Random(f"{seed}:vocabulary")
-    syllables = [
-        "ka",
-        "ri",
-        "to",
-        "me",
-        "an",
-        "de",
-        "lo",
-        "su",
-        "vi",
-        "ne",
-        "po",
-        "ra",
-        "sh",
-        "th",
-        "st",
-        "ing",
-        "ed",
-        "er",
-        "al",
-        "ion",
-    ]
-    words = WORDS + ["".join(rng.choices(syllables, k=rng.randint(1, 4))) for _ in range(3000)]
+    words = WORDS + ["".join(rng.choices(SYLLABLES, k=rng.randint(1, 4))) for _ in range(3000)]
     return Vocabulary(words, list(itertools.accumulate(1.0 / (i + 1) for i in range(len(words)))))
 
 
