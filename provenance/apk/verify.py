@@ -137,16 +137,19 @@ def supported_scheme_names(max_sdk: int) -> dict[int, str]:
     return {}
 
 
-def read_manifest(apk: ApkFile) -> mf.Manifest:
-    """Parse AndroidManifest.xml (ApkFormatError when missing or malformed)."""
+def read_manifest(apk: ApkFile) -> bytes:
+    """The binary AndroidManifest.xml (ApkFormatError when missing or unreadable).
+
+    Kept as bytes: the reference reads each value with its own fallbacks (a
+    malformed manifest fails minSdkVersion but gives targetSandboxVersion 1).
+    """
     rec = apk.find(MANIFEST_ENTRY)
     if rec is None:
         raise ApkFormatError("Missing AndroidManifest.xml")
     try:
-        data = apk.read_entry(rec)
+        return apk.read_entry(rec)
     except ZipFormatError as e:
         raise ApkFormatError(f"Failed to read AndroidManifest.xml: {e}") from None
-    return mf.parse_manifest(data)
 
 
 def verify_apk(
@@ -186,7 +189,7 @@ def verify_apkfile(
         apk.sections  # noqa: B018 - locate the ZIP sections or fail early
     except ZipFormatError as e:
         raise ApkFormatError(f"Malformed APK: not a ZIP archive: {e}") from None
-    manifest: mf.Manifest | None = None
+    manifest: bytes | None = None
     if min_sdk is None:
         manifest = read_manifest(apk)
         min_sdk = mf.min_sdk_version(manifest)
@@ -218,7 +221,7 @@ def _verify(
     result: ApkVerificationResult,
     min_sdk: int,
     max_sdk: int,
-    manifest: mf.Manifest | None,
+    manifest: bytes | None,
     v4_file: str | os.PathLike[str] | None,
 ) -> None:
     cache = DigestCache(apk)
