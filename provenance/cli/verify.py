@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         except ProvenanceError as e:
             if args.json:
                 print(json.dumps({"file": path, "verified": False, "input_error": str(e)}))
-            print(f"apkprov: {path}: {e}", file=sys.stderr)
+            msg = str(e) if str(e).startswith(path) else f"{path}: {e}"
+            print(f"apkprov: {msg}", file=sys.stderr)
             worst = max(worst, e.exit_code)
             continue
         if args.json:
@@ -91,10 +92,10 @@ def _print_text(res: ApkVerificationResult, args: argparse.Namespace, multiple: 
     else:
         print(f"{prefix}DOES NOT VERIFY", file=out)
     for issue in res.all_errors():
-        print(f"ERROR: {issue.name}: {issue.message}", file=sys.stderr)
+        print(f"{prefix}ERROR: {issue.name}: {issue.message}", file=sys.stderr)
     if args.verbose or not res.verified:
         for issue in res.all_warnings():
-            print(f"WARNING: {issue.name}: {issue.message}", file=sys.stderr)
+            print(f"{prefix}WARNING: {issue.name}: {issue.message}", file=sys.stderr)
     if res.source_stamp is not None and (args.verbose or args.print_certs):
         st = res.source_stamp
         print(f"Source stamp: {st.status}", file=out)
@@ -102,6 +103,15 @@ def _print_text(res: ApkVerificationResult, args: argparse.Namespace, multiple: 
             print(f"Source Stamp Signer certificate SHA-256 digest: {st.cert.sha256}", file=out)
         for issue in st.errors + st.warnings:
             print(f"WARNING: source stamp: {issue.name}: {issue.message}", file=sys.stderr)
+    lineage = res.lineage
+    if lineage is not None and (args.verbose or args.print_certs):
+        print(f"Signing certificate lineage: {len(lineage)} certificates", file=out)
+        for i, node in enumerate(lineage.nodes, 1):
+            caps = ",".join(k for k, v in node.capabilities.items() if v) or "none"
+            print(
+                f"  #{i} {node.cert.subject} SHA-256 {node.cert.sha256} capabilities {caps}",
+                file=out,
+            )
     if args.print_certs:
         for i, c in enumerate(res.signer_certs, 1):
             print(f"Signer #{i} certificate DN: {c.subject}", file=out)
