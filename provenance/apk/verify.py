@@ -23,14 +23,17 @@ from typing import Any
 
 from provenance.apk import lineage as lin
 from provenance.apk import manifest as mf
-from provenance.apk.algorithms import SDK_MAX, SDK_N, SDK_O, SDK_P, SDK_R, ContentDigest
+from provenance.apk.algorithms import SDK_MAX, SDK_N, SDK_O, SDK_P, SDK_R, find_by_id
 from provenance.apk.certs import Certificate
 from provenance.apk.digests import DigestCache
 from provenance.apk.issues import Issue, IssueList
 from provenance.apk.result import V1, V2, V3, V4, V31, SchemeResult, StampResult
 from provenance.apk.signing_block import SignatureNotFound
+from provenance.apk.stamp import jar_manifest_digests, verify_source_stamp
+from provenance.apk.v1 import verify_v1
 from provenance.apk.v2 import verify_v2
 from provenance.apk.v3 import MIN_SDK_WITH_V31_SUPPORT, verify_v3
+from provenance.apk.v4 import check_v4, verify_v4
 from provenance.apk.zip import ApkFile, ZipFormatError
 from provenance.errors import ApkFormatError, InputError
 
@@ -82,23 +85,28 @@ class ApkVerificationResult(IssueList):
 
     @property
     def contains_errors(self) -> bool:
-        """The reference's ``containsErrors`` (stamp errors included)."""
-        if self.errors or any(r.contains_errors for r in self.schemes.values()):
-            return True
-        return bool(self.source_stamp and self.source_stamp.errors)
+        """The reference's ``containsErrors``.
+
+        v4 signers' own errors do not count: the reference then simply does not
+        report the APK as verified with v4 (the ``.idsig`` is a separate file).
+        """
+        return bool(self.all_errors()) or bool(self.source_stamp and self.source_stamp.errors)
 
     def all_errors(self) -> list[Issue]:
         """Top-level errors, then each scheme's (as apksigner prints them)."""
         out = list(self.errors)
         for r in self.schemes.values():
-            out.extend(r.all_errors())
+            out.extend(r.errors if r.scheme == V4 else r.all_errors())
         return out
 
     def all_warnings(self) -> list[Issue]:
-        """Top-level warnings, then each scheme's."""
+        """Top-level warnings, then each scheme's; v4 signer errors are shown here."""
         out = list(self.warnings)
         for r in self.schemes.values():
             out.extend(r.all_warnings())
+            if r.scheme == V4:
+                for signer in r.signers:
+                    out.extend(signer.errors)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -204,15 +212,14 @@ def _merge(result: ApkVerificationResult, r: SchemeResult) -> None:
     result.schemes[r.scheme] = r
 
 
-def _digests_of(r: SchemeResult) -> dict[ContentDigest, bytes]:
-    from provenance.apk.algorithms import find_by_id
-
-    out: dict[ContentDigest, bytes] = {}
+def _digests_of(r: SchemeResult) -> dict[int, bytes]:
+    """Content digests a scheme's signers list, keyed by content-digest id (for stamps)."""
+    out: dict[int, bytes] = {}
     for s in r.signers:
         for alg_id, value in s.content_digests:
             alg = find_by_id(alg_id)
             if alg is not None:
-                out[alg.digest] = value
+                out[alg.digest.ident] = value
     return out
 
 
@@ -227,7 +234,7 @@ def _verify(
     cache = DigestCache(apk)
     names = supported_scheme_names(max_sdk)
     found: set[int] = set()
-    scheme_digests: dict[int, dict[ContentDigest, bytes]] = {}
+    scheme_digests: dict[int, dict[int, bytes]] = {}
 
     if max_sdk >= SDK_N:
         rotation_min = 0
@@ -272,8 +279,6 @@ def _verify(
             if result.contains_errors:
                 return
         if v4_file is not None:
-            from provenance.apk.v4 import verify_v4
-
             r4 = verify_v4(apk, str(v4_file))
             found.add(VERSION_V4)
             _merge(result, r4)
@@ -288,13 +293,12 @@ def _verify(
             result.error("NO_SIG_FOR_TARGET_SANDBOX_VERSION", sandbox)
 
     if min_sdk < SDK_N or not found:
-        from provenance.apk.v1 import v1_manifest_digest, verify_v1
-
         r1 = verify_v1(apk, min_sdk, max_sdk, names, found)
         _merge(result, r1)
-        d = v1_manifest_digest(apk)
-        if d is not None:
-            scheme_digests[VERSION_JAR] = {ContentDigest.CHUNKED_SHA256: d}
+        try:
+            scheme_digests[VERSION_JAR] = jar_manifest_digests(apk)
+        except ZipFormatError as e:
+            raise ApkFormatError(f"Failed to read APK: {e}") from None
     if result.contains_errors:
         return
 
@@ -343,15 +347,13 @@ def _verify(
 def _verify_stamp(
     apk: ApkFile,
     result: ApkVerificationResult,
-    scheme_digests: dict[int, dict[ContentDigest, bytes]],
+    scheme_digests: dict[int, dict[int, bytes]],
     min_sdk: int,
     max_sdk: int,
 ) -> None:
     rec = apk.find(STAMP_CERT_ENTRY)
     if rec is None:
         return
-    from provenance.apk.stamp import verify_source_stamp
-
     try:
         cert_digest = apk.read_entry(rec, limit=1 << 16)
         result.source_stamp = verify_source_stamp(
@@ -401,64 +403,10 @@ def _cross_check(result: ApkVerificationResult) -> None:
                 result.error("V3_SIG_PAST_SIGNERS_MISMATCH")
 
     if result.verified_using(V4):
-        _check_v4(result)
-
-
-def _best_digest_for_v4(digests: list[tuple[int, bytes]]) -> bytes | None:
-    from provenance.apk.algorithms import find_by_id
-
-    by_alg: dict[ContentDigest, bytes] = {}
-    for alg_id, value in digests:
-        alg = find_by_id(alg_id)
-        if alg is not None:
-            by_alg[alg.digest] = value
-    for pref in (
-        ContentDigest.VERITY_CHUNKED_SHA256,
-        ContentDigest.CHUNKED_SHA512,
-        ContentDigest.CHUNKED_SHA256,
-    ):
-        if pref in by_alg:
-            return by_alg[pref]
-    return None
-
-
-def _check_v4(result: ApkVerificationResult) -> None:
-    v4s = result.schemes[V4].signers
-    digests = v4s[0].content_digests
-    if len(digests) != 1:
-        result.error("V4_SIG_UNEXPECTED_DIGESTS", len(digests))
-        if not digests:
-            return
-    d4 = digests[0][1]
-
-    def check_signer(scheme: str, v4_index: int, d: bytes, version: int) -> None:
-        others = result.schemes[scheme].signers
-        if len(others) != 1:
-            result.error("V4_SIG_MULTIPLE_SIGNERS")
-        if v4s[v4_index].cert != others[0].cert:
-            result.error("V4_SIG_V2_V3_SIGNERS_MISMATCH")
-        best = _best_digest_for_v4(others[0].content_digests)
-        if best != d:
-            result.error(
-                "V4_SIG_V2_V3_DIGESTS_MISMATCH", version, best.hex() if best else "", d.hex()
-            )
-
-    if result.verified_using(V3):
-        is_v31 = result.verified_using(V31)
-        if len(v4s) != (2 if is_v31 else 1):
-            result.error("V41_SIG_NEEDS_TWO_SIGNERS" if is_v31 else "V4_SIG_MULTIPLE_SIGNERS")
-            return
-        check_signer(V3, 0, d4, 3)
-        if is_v31:
-            d41 = v4s[1].content_digests
-            if len(d41) != 1:
-                result.error("V4_SIG_UNEXPECTED_DIGESTS", len(d41))
-                if not d41:
-                    return
-            check_signer(V31, 1, d41[0][1], 3)
-    elif result.verified_using(V2):
-        if len(v4s) != 1:
-            result.error("V4_SIG_MULTIPLE_SIGNERS")
-        check_signer(V2, 0, d4, 2)
-    else:
-        result.error("V4_SIG_V2_V3_SIGNERS_MISMATCH")
+        check_v4(
+            result,
+            result.schemes[V4],
+            result.schemes.get(V2),
+            result.schemes.get(V3),
+            result.schemes.get(V31),
+        )
