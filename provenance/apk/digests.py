@@ -17,27 +17,16 @@ spread over the CPU cores: ``hashlib`` releases the GIL on large buffers.
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from provenance.apk.algorithms import ContentDigest
+from provenance.apk.parallel import WORKERS, executor
+from provenance.apk.verity import PAGE, verity_root
 from provenance.apk.zip import ApkFile
 
 CHUNK = 1 << 20
-PAGE = 4096
 VERITY_SALT = b"\0" * 8
-
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="apkdigest")
-    return _pool
 
 
 def modified_eocd(apk: ApkFile, signing_block_offset: int) -> bytes:
@@ -60,13 +49,13 @@ def sections_for_digest(apk: ApkFile, signing_block_offset: int) -> list[memoryv
 def _map(fn: Callable[[memoryview], bytes], items: Sequence[memoryview]) -> list[bytes]:
     """Apply ``fn`` over items, in parallel when there is enough work to pay for it."""
     total = sum(len(i) for i in items)
-    if _WORKERS == 1 or total < 4 * CHUNK:
+    if WORKERS == 1 or total < 4 * CHUNK:
         return [fn(i) for i in items]
     # Hand each worker a contiguous batch so per-task overhead stays negligible.
-    n = max(1, len(items) // (_WORKERS * 4))
+    n = max(1, len(items) // (WORKERS * 4))
     batches = [items[i : i + n] for i in range(0, len(items), n)]
     out: list[bytes] = []
-    for part in _executor().map(lambda b: [fn(i) for i in b], batches):
+    for part in executor().map(lambda b: [fn(i) for i in b], batches):
         out.extend(part)
     return out
 
@@ -90,61 +79,12 @@ def chunked_digest(sections: Sequence[memoryview], hash_name: str) -> bytes:
     return bytes(top.digest())
 
 
-def verity_level(data: memoryview, salt: bytes | None) -> bytes:
-    """One level of the verity tree: salted SHA-256 of each 4 KiB page, page-padded."""
-    prefix = salt or b""
-    pages = [data[i : i + PAGE] for i in range(0, len(data), PAGE)]
-
-    def batch(view: memoryview) -> bytes:
-        out = bytearray()
-        for i in range(0, len(view), PAGE):
-            page = view[i : i + PAGE]
-            h = hashlib.sha256(prefix)
-            h.update(page)
-            if len(page) < PAGE:
-                h.update(b"\0" * (PAGE - len(page)))
-            out += h.digest()
-        return bytes(out)
-
-    if len(pages) <= 256:
-        level = batch(data)
-    else:
-        step = PAGE * 256
-        level = b"".join(_map(batch, [data[i : i + step] for i in range(0, len(data), step)]))
-    if len(level) % PAGE:
-        level += b"\0" * (PAGE - len(level) % PAGE)
-    return level
-
-
-def verity_root(data: memoryview, salt: bytes | None) -> bytes:
-    """Root hash of the verity tree over ``data`` (apksig ``VerityTreeBuilder``)."""
-    level = verity_level(data, salt)
-    while len(level) > PAGE:
-        level = verity_level(memoryview(level), salt)
-    h = hashlib.sha256(salt or b"")
-    h.update(level)
-    return h.digest()
-
-
 def verity_digest(sections: Sequence[memoryview]) -> bytes:
     """VERITY_CHUNKED_SHA256: tree root over the sections and their total length."""
-    first = sections[0]
-    if len(first) % PAGE:
-        raise ValueError(f"APK Signing Block is not aligned on 4k boundary: {len(first)}")
-    # The first section is page-aligned; the rest is small and joined once.
-    rest = b"".join(bytes(s) for s in sections[1:])
-    leaves = verity_level(first, VERITY_SALT) if len(first) else b""
-    leaves = leaves[: (len(first) // PAGE) * 32]  # drop padding: more pages follow
-    leaves += verity_level(memoryview(rest), VERITY_SALT)[: -(-len(rest) // PAGE) * 32]
-    if len(leaves) % PAGE:
-        leaves += b"\0" * (PAGE - len(leaves) % PAGE)
-    level = leaves
-    while len(level) > PAGE:
-        level = verity_level(memoryview(level), VERITY_SALT)
-    h = hashlib.sha256(VERITY_SALT)
-    h.update(level)
+    if len(sections[0]) % PAGE:
+        raise ValueError(f"APK Signing Block is not aligned on 4k boundary: {len(sections[0])}")
     total = sum(len(s) for s in sections)
-    return h.digest() + struct.pack("<q", total)
+    return verity_root(sections, VERITY_SALT) + struct.pack("<q", total)
 
 
 class DigestCache:

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from provenance.apk import certs, stamp, v4
+from provenance.apk import certs, stamp, v4, verity
 from provenance.apk.algorithms import SDK_MAX, ContentDigest, find_by_id
 from provenance.apk.issues import IssueList
 from provenance.apk.result import V2, V3, V31, SchemeResult, SignerResult
@@ -651,7 +651,7 @@ def make_idsig(
     block_ids: tuple[int, ...] = (),
 ) -> bytes:
     """An .idsig as apksig's V4SchemeSigner writes it (signers: key, apk digest)."""
-    real_tree = v4.verity_tree(apk.data)
+    real_tree = verity.verity_tree(apk.data)
     root = v4.root_from_tree(real_tree) if root is None else root
     tree = real_tree if tree is None else tree
     hashing = v4.HashingInfo(1, 12, salt, root)
@@ -701,7 +701,7 @@ def test_crafted_v4(tmp_path: Path) -> None:
         assert run_v4(tmp_path, apk, full[:-1]).verified
         assert run_v4(tmp_path, apk, full + b"trailing").verified
         # A wrong tree, an empty tree, a wrong root (signed): errors on the first signer.
-        bad_tree = bytearray(v4.verity_tree(apk.data))
+        bad_tree = bytearray(verity.verity_tree(apk.data))
         bad_tree[5] ^= 1
         r = run_v4(tmp_path, apk, make_idsig(apk, [(k, d), (k2, d)], tree=bytes(bad_tree)))
         assert errs(r) == [["V4_SIG_APK_TREE_DID_NOT_VERIFY"], []] and not r.verified
@@ -899,18 +899,18 @@ def reference_tree(data: bytes, salt: bytes | None) -> bytes:
 def test_verity_tree_matches_reference(size: int, salt: bytes | None) -> None:
     data = random.Random(size).randbytes(size)
     expected = reference_tree(data, salt)
-    assert v4.verity_tree(memoryview(data), salt) == expected
+    assert verity.verity_tree(memoryview(data), salt) == expected
     cuts = sorted({0, size // 3, size // 3 + 1, size - 1, size})
     parts = [data[a:b] for a, b in itertools.pairwise(cuts)]
-    assert v4.verity_tree(parts, salt) == expected
+    assert verity.verity_tree(parts, salt) == expected
     root = hashlib.sha256((salt or b"") + expected[:4096]).digest()
-    assert v4.verity_root(parts, salt) == root
+    assert verity.verity_root(parts, salt) == root
 
 
 def test_verity_root_of_empty_data() -> None:
-    assert v4.verity_tree(b"") == b""
+    assert verity.verity_tree(b"") == b""
     with pytest.raises(ValueError):
-        v4.verity_root(b"")
+        verity.verity_root(b"")
 
 
 def test_verity_digest_of_v2_signer() -> None:
@@ -929,7 +929,7 @@ def test_verity_digest_of_v2_signer() -> None:
             bytes(eocd),
         ]
         total = sum(len(x) for x in sections)
-        assert v4.verity_root(sections, b"\0" * 8) + struct.pack("<q", total) == listed
+        assert verity.verity_root(sections, b"\0" * 8) + struct.pack("<q", total) == listed
 
 
 def test_reader_helpers_stay_bounded() -> None:
