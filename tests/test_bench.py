@@ -105,3 +105,9 @@ def test_report_flags_wrong_answers() -> None:
     assert "1 crashed: INVALID" in text
     assert "apkprov 3.0x faster" in text
     assert "apkprov ok; apksigner ok" in text
+
+
+def test_count_json_results_accepts_list_or_lines() -> None:
+    assert verify_bench.count_json_results('[{"a": 1}, {"a": 2}]') == 2
+    assert verify_bench.count_json_results('{"verified": true}\n{"verified": false}\n') == 2
+    assert verify_bench.count_json_results("Verifies\n") is None
