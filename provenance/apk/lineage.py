@@ -10,7 +10,8 @@ broken link raises :class:`LineageVerifyError`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from provenance.apk import algorithms, certs
 from provenance.apk.signing_block import Malformed, Reader
@@ -241,3 +242,138 @@ def from_file_bytes(data: bytes) -> Lineage:
         raise LineageFormatError(f"Unable to read list of signing certificate nodes: {e}") from None
     nodes = read_nodes(inner)
     return Lineage(tuple(nodes), _min_sdk(nodes))
+
+
+# -- writing and creating lineages (the signer side) -------------------------------------
+#
+# apksig ``SigningCertificateLineage``: the same node encoding is the v3 proof-of-rotation
+# attribute value and, behind a magic and a version, the file ``apksigner rotate`` writes.
+# Lineages stay immutable here: each operation returns a new one.
+
+
+def encode_nodes(nodes: tuple[LineageNode, ...] | list[LineageNode]) -> bytes:
+    """``version | lp(node)...``: the v3 proof-of-rotation attribute value."""
+    out = bytearray(struct.pack("<I", VERSION))
+    for n in nodes:
+        signed = n.cert.encoded
+        signed_data = (
+            struct.pack("<I", len(signed)) + signed + struct.pack("<I", n.parent_sig_alg_id)
+        )
+        node = (
+            struct.pack("<I", len(signed_data))
+            + signed_data
+            + struct.pack("<iI", n.flags, n.sig_alg_id)
+            + struct.pack("<I", len(n.signature))
+            + n.signature
+        )
+        out += struct.pack("<I", len(node)) + node
+    return bytes(out)
+
+
+def to_file_bytes(lineage: Lineage) -> bytes:
+    """The lineage file (``apksigner rotate --out``): magic, version, length-prefixed nodes."""
+    nodes = encode_nodes(lineage.nodes)
+    return struct.pack("<III", FILE_MAGIC, VERSION, len(nodes)) + nodes
+
+
+def create(cert: certs.Certificate, flags: int = DEFAULT_CAPS, min_sdk: int = 0) -> Lineage:
+    """A lineage holding only its first (original) certificate."""
+    node = LineageNode(cert, 0, 0, b"", flags)
+    return Lineage((node,), max(min_sdk, algorithms.SDK_P))
+
+
+def spawn_descendant(
+    lineage: Lineage,
+    parent: certs.Certificate,
+    alg: algorithms.SignatureAlgorithm,
+    sign: Callable[[bytes, str, str], bytes],
+    child: certs.Certificate,
+    child_flags: int = DEFAULT_CAPS,
+) -> Lineage:
+    """Append ``child``, signed by ``parent`` (the newest certificate) with ``alg``.
+
+    ``sign(data, hash_name, padding)`` is the parent's private key. The signature is
+    checked against the parent certificate before the lineage is returned.
+    """
+    if not lineage.nodes:
+        raise NotInLineage("Cannot spawn descendant signing certificate on an empty lineage")
+    last = lineage.nodes[-1]
+    if last.cert != parent:
+        raise NotInLineage(
+            "SignerConfig Certificate containing private key to sign the new "
+            "SigningCertificateLineage record does not match the existing most recent record"
+        )
+    signed = struct.pack("<I", len(child.encoded)) + child.encoded + struct.pack("<I", alg.id)
+    signature = sign(signed, alg.hash_name, alg.padding)
+    try:
+        ok = certs.verify(
+            parent.public_key, alg.key_type, alg.hash_name, alg.padding, signed, signature
+        )
+    except (certs.VerifyException, certs.PublicKeyError) as e:
+        raise LineageVerifyError(f"Failed to verify the new lineage signature: {e}") from None
+    if not ok:
+        raise LineageVerifyError(
+            "The new lineage signature does not verify with the parent certificate "
+            "(does the key match the certificate?)"
+        )
+    nodes = [*lineage.nodes[:-1], replace(last, sig_alg_id=alg.id)]
+    nodes.append(LineageNode(child, alg.id, 0, signature, child_flags))
+    return Lineage(tuple(nodes), lineage.min_sdk)
+
+
+def with_capabilities(lineage: Lineage, cert: certs.Certificate, flags: int, mask: int) -> Lineage:
+    """Set the capability bits in ``mask`` of ``cert``'s node to those in ``flags``."""
+    for i, n in enumerate(lineage.nodes):
+        if n.cert == cert:
+            new = replace(n, flags=(n.flags & ~mask) | (flags & mask))
+            return Lineage((*lineage.nodes[:i], new, *lineage.nodes[i + 1 :]), lineage.min_sdk)
+    raise NotInLineage(f"Certificate ({cert.subject}) not found in the SigningCertificateLineage")
+
+
+def flags_of(lineage: Lineage, cert: certs.Certificate) -> int:
+    """Capability flags of ``cert``'s node (raises NotInLineage)."""
+    for n in lineage.nodes:
+        if n.cert == cert:
+            return n.flags
+    raise NotInLineage(f"Certificate ({cert.subject}) not found in the SigningCertificateLineage")
+
+
+def is_latest(lineage: Lineage, cert: certs.Certificate) -> bool:
+    """True when ``cert`` is the newest certificate of the lineage."""
+    return bool(lineage.nodes) and lineage.nodes[-1].cert == cert
+
+
+def _lineages_in_signed_data(signed: Reader) -> list[Lineage]:
+    signed.prefixed()  # digests
+    signed.prefixed()  # certificates
+    signed.i32()
+    signed.i32()
+    attrs = signed.prefixed()
+    out: list[Lineage] = []
+    while attrs.has_remaining():
+        attr = attrs.prefixed()
+        if attr.u32() == V3_PROOF_OF_ROTATION_ATTR_ID:
+            out.append(from_v3_attribute(attr.rest()))
+    return out
+
+
+V3_PROOF_OF_ROTATION_ATTR_ID = 0x3BA06F8C
+
+
+def from_signing_block_values(values: list[bytes | memoryview]) -> Lineage:
+    """The lineage of an APK from its v3.1 and v3 block values (apksig
+    ``readFromApkDataSource``): every signer's lineage, consolidated."""
+    found: list[Lineage] = []
+    try:
+        for value in values:
+            signers = Reader(bytes(value)).prefixed()
+            while signers.has_remaining():
+                signer = signers.prefixed()
+                found.extend(_lineages_in_signed_data(signer.prefixed()))
+    except Malformed as e:
+        raise LineageFormatError(f"Malformed APK Signature Scheme v3 block: {e}") from None
+    if not found:
+        raise LineageFormatError("The provided APK does not contain a valid lineage.")
+    merged = consolidate(found)
+    assert merged is not None
+    return merged
