@@ -491,3 +491,41 @@ def test_everything_raised_is_a_provenance_error() -> None:
     for call in calls:
         with pytest.raises(ProvenanceError):
             call()
+
+
+class UniformTree:
+    """A consistent tree of any size whose leaves are all equal: every complete node
+    at level L has the same hash, so huge trees cost O(log n) to read."""
+
+    def __init__(self) -> None:
+        self.by_level = [leaf_hash(b"same")]
+        for _ in range(64):
+            self.by_level.append(node_hash(self.by_level[-1], self.by_level[-1]))
+        self.reads = 0
+
+    def read_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+        self.reads += len(nodes)
+        return [self.by_level[n.level] for n in nodes]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_proofs_in_huge_trees(data: st.DataObject) -> None:
+    tree = UniformTree()
+    size = data.draw(st.integers(1, (1 << 63) - 1), label="size")
+    index = data.draw(st.integers(0, size - 1), label="index")
+    size1 = data.draw(st.integers(1, size), label="size1")
+    root = tree_hash(size, tree)
+    tree.reads = 0
+    proof = inclusion_proof(index, size, tree)
+    assert tree.reads <= 2 * 63  # O(log n) hashes read, never O(n)
+    verify_inclusion(index, size, tree.by_level[0], proof, root)
+    tree.reads = 0
+    cproof = consistency_proof(size1, size, tree)
+    assert tree.reads <= 2 * 63
+    verify_consistency(size1, size, cproof, tree_hash(size1, tree), root)
+    if cproof:
+        with pytest.raises(ProofError):
+            verify_consistency(size1, size, _flip(cproof, 0, 1), tree_hash(size1, tree), root)
+    with pytest.raises(ProofError):
+        verify_inclusion(index, size, _flip([tree.by_level[0]], 0, 1)[0], proof, root)

@@ -17,6 +17,7 @@ from provenance.log.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    node_hash,
     tree_hash,
     verify_consistency,
     verify_inclusion,
@@ -435,3 +436,35 @@ def test_tile_cache_is_bounded(tree: MemoryTree, tile_store: TileStore) -> None:
     for i in range(0, SIZE, 4096):
         inclusion_proof(i, SIZE, small)
     assert len(small._cache) == 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(1, (1 << 63) - 1), data=st.data())
+def test_tile_reader_in_huge_trees(size: int, data: st.DataObject) -> None:
+    """A tree of equal leaves has uniform tiles, so any size can be served."""
+    by_level = [leaf_hash(b"same")]
+    for _ in range(64):
+        by_level.append(node_hash(by_level[-1], by_level[-1]))
+
+    class UniformTiles:
+        fetched = 0
+
+        def read_tiles(self, tiles: Sequence[Tile]) -> list[bytes]:
+            UniformTiles.fetched += len(tiles)
+            return [by_level[8 * t.level] * t.width for t in tiles]
+
+    root = merkle_root_of_uniform(size, by_level)
+    reader = TileHashReader(size, root, UniformTiles())
+    assert tree_hash(size, reader) == root
+    index = data.draw(st.integers(0, size - 1))
+    proof = inclusion_proof(index, size, reader)
+    verify_inclusion(index, size, by_level[0], proof, root)
+    assert UniformTiles.fetched <= 2 * 8 + 8  # tiles per level on the two paths
+
+
+def merkle_root_of_uniform(size: int, by_level: list[bytes]) -> bytes:
+    parts = [by_level[b] for b in range(size.bit_length()) if size >> b & 1]
+    root = parts[0]
+    for left in parts[1:]:
+        root = node_hash(left, root)
+    return root
