@@ -95,8 +95,11 @@ __all__ = [
     "SignResult",
     "Signer",
     "SignerKey",
+    "lineage_from_apk",
+    "read_lineage",
     "sign_apk",
     "v4_only",
+    "write_file_atomic",
 ]
 
 #: apksig ``V3SchemeConstants.DEFAULT_ROTATION_MIN_SDK_VERSION``: rotation goes to v3.1.
@@ -389,7 +392,9 @@ def _plan(
         if v1_signer_names is not None and i < len(v1_signer_names):
             name = v1_signer_names[i]
         if not name:
-            name = "CERT" if len(signers) == 1 else f"CERT{i + 1}"
+            name = getattr(sig.key, "v1_signer_name", None) or (
+                "CERT" if len(signers) == 1 else f"CERT{i + 1}"
+            )
         c = _Cfg(sig.key, chain, name)
         if sig.min_sdk > 0:
             c.min_sdk = _targeted_min_sdk(sig.min_sdk, sig.lineage, chain[0])
@@ -586,6 +591,17 @@ class _Atomic:
                 self.file.close()
             with contextlib.suppress(OSError):
                 self.path.unlink()
+
+
+def write_file_atomic(path: str | os.PathLike[str], content: bytes) -> None:
+    """Write a small file atomically (temporary file, fsync, rename)."""
+    f = _Atomic(Path(path))
+    try:
+        f.file.write(content)
+        f.commit()
+    except BaseException:
+        f.abort()
+        raise
 
 
 def _umask() -> int:
@@ -1225,12 +1241,6 @@ def v4_only(
                 raise InputError("V4.1 cannot be signed without a V3.1 content digest")
             v41 = (v41s, best(found[31][1]))
         content = v4_signature(apk.data, v4s, best(pairs), v41)
-    sig_out = _Atomic(idsig)
-    try:
-        sig_out.file.write(content)
-        sig_out.commit()
-    except BaseException:
-        sig_out.abort()
-        raise
+    write_file_atomic(idsig, content)
     return SignResult(src, src, idsig, plan.min_sdk, ["v4"], [], [v4s.cert], plan.lineage,
                       src.stat().st_size)  # fmt: skip

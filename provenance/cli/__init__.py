@@ -29,12 +29,16 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group registered."""
+    from provenance.cli import lineage as lineage_cmd
+    from provenance.cli import sign as sign_cmd
     from provenance.cli import verify as verify_cmd
 
     p = _Parser(prog="apkprov", description="Traceable, verifiable Android app distribution.")
     p.add_argument("--version", action="version", version=f"apkprov {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     verify_cmd.register(sub)
+    sign_cmd.register(sub)
+    lineage_cmd.register(sub)
     return p
 
 
