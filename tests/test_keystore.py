@@ -1016,3 +1016,25 @@ def test_pkcs11_signers_share_a_token(hsm: str, tmp_path: Path) -> None:
     b.close()
     with pytest.raises(KeystoreError, match="closed"):
         b.sign(b"m", "sha256", "")
+
+
+def test_apk_signed_on_token_matches_apksig_golden(hsm: str, tmp_path: Path) -> None:
+    """End to end: ``apkprov sign`` with the key on SoftHSM2 gives apksig's golden APK."""
+    import sys
+
+    src, golden = corpus("golden-aligned-in.apk"), corpus("golden-aligned-out.apk")
+    out = tmp_path / "signed.apk"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "provenance", "sign", "--ks",
+            f"pkcs11:token=apkprov;object=release?module-path={hsm}", "--ks-pass", "env:HSM_PIN",
+            "--v1-signer-name", "rsa-2048",  # the golden file's JAR signature name
+            "--in", str(src), "--out", str(out),
+        ],
+        env=dict(os.environ, HSM_PIN=PIN),
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert PIN.encode() not in proc.stdout + proc.stderr
+    assert out.read_bytes() == golden.read_bytes()
