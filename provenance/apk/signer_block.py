@@ -10,6 +10,8 @@ when several apply) is kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from provenance.apk import algorithms, certs
 from provenance.apk.algorithms import ContentDigest, SignatureAlgorithm
 from provenance.apk.digests import DigestCache
@@ -179,3 +181,46 @@ def verify_integrity(
                     )
                 continue
             signer.verified_digests[alg.digest] = got
+
+
+def parse_signed_records(
+    signer: SignerResult, prefix: str, certs_r: Reader, public_key: bytes, digests_r: Reader
+) -> bool:
+    """Certificates, then the public key check, then the digests record, in the
+    reference's order; False when an error stops this signer."""
+    return (
+        parse_certificates(signer, prefix, certs_r)
+        and check_public_key(signer, prefix, public_key)
+        and parse_digests(signer, prefix, digests_r)
+    )
+
+
+def iter_attributes(
+    signer: SignerResult, prefix: str, attrs: Reader
+) -> Iterator[tuple[int, bytes]]:
+    """Yield (id, value) of each additional attribute, recording each on the signer.
+
+    A malformed attribute records ``<prefix>_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE`` and
+    ends the iteration, as the reference stops parsing the signer there.
+    """
+    count = 0
+    while attrs.has_remaining():
+        count += 1
+        try:
+            a = attrs.prefixed()
+            ident = a.u32()
+            val = a.rest()
+        except Malformed:
+            signer.error(f"{prefix}_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
+            return
+        signer.additional_attributes.append((ident, val))
+        yield ident, val
+
+
+def attribute_int(signer: SignerResult, prefix: str, val: bytes) -> int | None:
+    """A little-endian int32 attribute value; records the malformed issue when short."""
+    if len(val) < 4:
+        count = len(signer.additional_attributes)
+        signer.error(f"{prefix}_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
+        return None
+    return int.from_bytes(val[:4], "little", signed=True)

@@ -145,29 +145,24 @@ class Reader:
         """True while unread bytes remain."""
         return self.pos < self.end
 
+    def _unpack(self, fmt: str, size: int) -> int:
+        if self.end - self.pos < size:
+            raise Malformed("buffer underflow")
+        (v,) = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += size
+        return int(v)
+
     def u32(self) -> int:
         """An unsigned little-endian 32-bit integer."""
-        if self.end - self.pos < 4:
-            raise Malformed("buffer underflow")
-        (v,) = struct.unpack_from("<I", self.buf, self.pos)
-        self.pos += 4
-        return int(v)
+        return self._unpack("<I", 4)
 
     def i32(self) -> int:
         """A signed little-endian 32-bit integer."""
-        if self.end - self.pos < 4:
-            raise Malformed("buffer underflow")
-        (v,) = struct.unpack_from("<i", self.buf, self.pos)
-        self.pos += 4
-        return int(v)
+        return self._unpack("<i", 4)
 
     def i64(self) -> int:
         """A signed little-endian 64-bit integer."""
-        if self.end - self.pos < 8:
-            raise Malformed("buffer underflow")
-        (v,) = struct.unpack_from("<q", self.buf, self.pos)
-        self.pos += 8
-        return int(v)
+        return self._unpack("<q", 8)
 
     def prefixed(self) -> Reader:
         """A reader over the next length-prefixed slice (apksig ``getLengthPrefixedSlice``)."""

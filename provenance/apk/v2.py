@@ -99,35 +99,22 @@ def _parse_signer(
     digest_records = signed.prefixed()
     cert_records = signed.prefixed()
     attrs = signed.prefixed()
-    if not sb.parse_certificates(signer, "V2", cert_records):
-        return
-    if not sb.check_public_key(signer, "V2", public_key):
-        return
-    if not sb.parse_digests(signer, "V2", digest_records):
+    if not sb.parse_signed_records(signer, "V2", cert_records, public_key, digest_records):
         return
     expected_ids: set[int] = set()
-    count = 0
-    while attrs.has_remaining():
-        count += 1
-        try:
-            a = attrs.prefixed()
-            ident = a.u32()
-            val = a.rest()
-        except Malformed:
-            signer.error("V2_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
-            return
-        signer.additional_attributes.append((ident, val))
+    for ident, val in sb.iter_attributes(signer, "V2", attrs):
         if ident == STRIPPING_PROTECTION_ATTR_ID:
-            if len(val) < 4:
-                signer.error("V2_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
+            scheme_id = sb.attribute_int(signer, "V2", val)
+            if scheme_id is None:
                 return
-            scheme_id = int.from_bytes(val[:4], "little", signed=True)
             if scheme_id in names:
                 expected_ids.add(scheme_id)
             else:
                 signer.warn("V2_SIG_UNKNOWN_APK_SIG_SCHEME_ID", signer.index, scheme_id)
         else:
             signer.warn("V2_SIG_UNKNOWN_ADDITIONAL_ATTRIBUTE", ident)
+    if signer.errors:
+        return
     for scheme_id in sorted(expected_ids):
         if scheme_id not in found:
             signer.error("V2_SIG_MISSING_APK_SIG_REFERENCED", signer.index, names[scheme_id])

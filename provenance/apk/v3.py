@@ -160,24 +160,10 @@ def _parse_signer(
             signed_max,
         )
     attrs = signed.prefixed()
-    if not sb.parse_certificates(signer, "V3", cert_records):
-        return
-    if not sb.check_public_key(signer, "V3", public_key):
-        return
-    if not sb.parse_digests(signer, "V3", digest_records):
+    if not sb.parse_signed_records(signer, "V3", cert_records, public_key, digest_records):
         return
     rotation_attr_found = False
-    count = 0
-    while attrs.has_remaining():
-        count += 1
-        try:
-            a = attrs.prefixed()
-            ident = a.u32()
-            val = a.rest()
-        except Malformed:
-            signer.error("V3_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
-            return
-        signer.additional_attributes.append((ident, val))
+    for ident, val in sb.iter_attributes(signer, "V3", attrs):
         if ident == PROOF_OF_ROTATION_ATTR_ID:
             try:
                 signer.lineage = lin.from_v3_attribute(val)
@@ -193,10 +179,9 @@ def _parse_signer(
         elif ident == ROTATION_MIN_SDK_VERSION_ATTR_ID:
             rotation_attr_found = True
             if max_sdk >= MIN_SDK_WITH_V31_SUPPORT:
-                if len(val) < 4:
-                    signer.error("V3_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
+                attr_min = sb.attribute_int(signer, "V3", val)
+                if attr_min is None:
                     return
-                attr_min = int.from_bytes(val[:4], "little", signed=True)
                 if rotation_min_sdk is not None:
                     if attr_min != rotation_min_sdk:
                         signer.error("V31_ROTATION_MIN_SDK_MISMATCH", attr_min, rotation_min_sdk)
@@ -207,5 +192,7 @@ def _parse_signer(
                 signer.warn("V31_ROTATION_TARGETS_DEV_RELEASE_ATTR_ON_V3_SIGNER")
         else:
             signer.warn("V3_SIG_UNKNOWN_ADDITIONAL_ATTRIBUTE", ident)
+    if any(e.name == "V3_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE" for e in signer.errors):
+        return
     if rotation_min_sdk is not None and not rotation_attr_found:
         signer.warn("V31_ROTATION_MIN_SDK_ATTR_MISSING", rotation_min_sdk)
