@@ -110,6 +110,7 @@ MANIFEST_ENTRY = "AndroidManifest.xml"
 _COPY_CHUNK = 8 << 20
 _DIGEST_CHUNK = 1 << 20
 _INT_MAX = 0x7FFFFFFF
+_KERNEL_COPY_MIN = 64 << 10
 
 V4Mode = bool | Literal["only"] | None
 
@@ -620,6 +621,20 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def _open_fd(path: Path) -> Iterator[int | None]:
+    """A read-only descriptor of the input for kernel-side copies (None if unavailable)."""
+    try:
+        fd: int | None = os.open(path, os.O_RDONLY)
+    except OSError:
+        fd = None
+    try:
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+@contextlib.contextmanager
 def _mapped(f: BinaryIO, size: int) -> Iterator[memoryview]:
     """A read-only view of the first ``size`` bytes of an open file."""
     if size == 0:
@@ -748,12 +763,13 @@ def sign_apk(
             )
         v4_on = False
     idsig = Path(v4_output) if v4_output is not None else Path(f"{dst}.idsig")
-    with ApkFile(src) as apk:
+    with ApkFile(src) as apk, _open_fd(src) as src_fd:
         out = _Atomic(dst)
         sig_out: _Atomic | None = None
         try:
             result, plan = _sign(
                 apk,
+                src_fd,
                 out,
                 signers,
                 v1=v1,
@@ -815,6 +831,7 @@ class _Blocks:
 
 def _sign(
     apk: ApkFile,
+    src_fd: int | None,
     out: _Atomic,
     signers: Sequence[Signer | SignerKey],
     *,
@@ -910,7 +927,8 @@ def _sign(
     pin_ranges: list[tuple[int, int]] = []
 
     def copy(start: int, stop: int) -> None:
-        for pos in range(start, stop, _COPY_CHUNK):
+        done = _copy_range(src_fd, f, start, stop - start) if src_fd is not None else 0
+        for pos in range(start + done, stop, _COPY_CHUNK):
             f.write(data[pos : min(stop, pos + _COPY_CHUNK)])
 
     for cd in sorted(records, key=lambda r: r.lfh_offset):
@@ -1072,6 +1090,35 @@ def _sign(
         plan.lineage,
     )  # fmt: skip
     return result, (plan, blocks)
+
+
+def _copy_range(src_fd: int, f: BinaryIO, offset: int, size: int) -> int:
+    """Copy ``size`` bytes of the input at ``offset`` to the output's position in the
+    kernel (copy_file_range, else sendfile); returns how many bytes it managed, so the
+    caller can finish with plain writes. Saves a user-space copy of every entry."""
+    if size < _KERNEL_COPY_MIN:
+        return 0
+    f.flush()
+    out_fd = f.fileno()
+    pos = f.tell()
+    done = 0
+    for copier in ("copy_file_range", "sendfile"):
+        try:
+            while done < size:
+                if copier == "copy_file_range":
+                    n = os.copy_file_range(src_fd, out_fd, size - done, offset + done, pos + done)
+                else:
+                    os.lseek(out_fd, pos + done, os.SEEK_SET)
+                    n = os.sendfile(out_fd, src_fd, offset + done, size - done)
+                if n <= 0:
+                    break
+                done += n
+        except (OSError, AttributeError):
+            continue
+        if done == size:
+            break
+    f.seek(pos + done)
+    return done
 
 
 def _check_not_debuggable(apk: ApkFile, cd: CdRecord | None, lfh_end: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ OID_DSA = "1.2.840.10040.4.1"
 OID_SHA256_WITH_DSA = "2.16.840.1.101.3.4.3.2"
 OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 _DER_NULL = b"\x05\x00"
+_NEWLINE = re.compile(b"[\r\n]")
 
 
 # -- which entries, which names, which digest -------------------------------------------
@@ -115,27 +117,27 @@ class _FastInput:
         self.count = min(len(self.data), self.pos + self.BUF)
 
     def read_line(self, limit: int = 512) -> bytes | None:
-        out = bytearray()
+        """Up to ``limit`` bytes through the first CR, LF or CRLF (a CRLF split by the end
+        of the limit or of a buffer fill stays split, as in Java)."""
+        out = b""
         while len(out) < limit:
             if self.pos >= self.count:
                 self._fill()
                 if self.pos >= self.count:
-                    return bytes(out) if out else None
+                    return out or None
             maxpos = min(self.count, self.pos + limit - len(out))
-            tpos = self.pos
-            c = 0
-            while tpos < maxpos:
-                c = self.data[tpos]
-                tpos += 1
-                if c in (0x0A, 0x0D):
-                    break
-            if c == 0x0D and tpos < maxpos and self.data[tpos] == 0x0A:
+            m = _NEWLINE.search(self.data, self.pos, maxpos)
+            if m is None:
+                out += self.data[self.pos : maxpos]
+                self.pos = maxpos
+                continue
+            tpos = m.end()
+            if self.data[tpos - 1] == 0x0D and tpos < maxpos and self.data[tpos] == 0x0A:
                 tpos += 1
             out += self.data[self.pos : tpos]
             self.pos = tpos
-            if out and out[-1] in (0x0A, 0x0D):
-                break
-        return bytes(out)
+            break
+        return out
 
     def peek(self) -> int:
         if self.pos >= self.count:
