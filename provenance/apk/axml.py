@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -40,6 +40,7 @@ __all__ = [
     "XmlDocument",
     "XmlElement",
     "parse_axml",
+    "string_pool_reader",
 ]
 
 ANDROID_NAMESPACE: Final = "http://schemas.android.com/apk/res/android"
@@ -661,3 +662,18 @@ def parse_axml(
         done = stack.pop().close()
         (stack[-1].children if stack else top_level).append(done)
     return XmlDocument(tuple(top_level))
+
+
+def string_pool_reader(
+    data: bytes, offset: int, end: int, limits: Limits = DEFAULT_LIMITS
+) -> Callable[[int], str]:
+    """A lazy reader for the string pool chunk at ``offset`` (which must end by ``end``).
+
+    ``resources.arsc`` stores its strings in the same ``RES_STRING_POOL_TYPE`` chunks as
+    binary XML, so the resource-table reader shares this one, with the same checks and
+    decoding budget. The returned function raises :class:`AxmlError` for a bad index.
+    """
+    ctype, header_size, chunk_end = _chunk_header(data, offset, end, "the resource table")
+    if ctype != _RES_STRING_POOL_TYPE:
+        raise AxmlError(f"Chunk at offset {offset} is not a string pool (type 0x{ctype:04x})")
+    return _StringPool(data, offset, header_size, chunk_end, limits).get

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from provenance.inspect.inspector import inspect_apk, inspect_apkfile
 from provenance.inspect.model import FACTS_VERSION, ApkFacts
 
-__all__ = ["FACTS_VERSION", "ApkFacts"]
+__all__ = ["FACTS_VERSION", "ApkFacts", "inspect_apk", "inspect_apkfile"]

@@ -252,7 +252,9 @@ class DexFacts:
 
     ``classes`` are the classes it defines (sorted descriptors); ``method_refs`` every
     ``method_id`` (sorted smali-style references, calls to the platform included).
-    ``error`` is set (and the lists are empty) when the file is not a readable DEX.
+    ``error`` is set (and the lists are empty) when the file is not a readable DEX;
+    ``checksum_ok`` is false when the header's Adler-32 does not match (the runtime
+    refuses such a file).
     """
 
     name: str
@@ -265,11 +267,12 @@ class DexFacts:
     classes: tuple[str, ...] = ()
     method_refs: tuple[str, ...] = ()
     error: str | None = None
+    checksum_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class NativeLib:
-    """A native library ``lib/<abi>/<name>`` (``name`` may contain sub-folders)."""
+    """A native library ``lib/<abi>/<name>.so`` (directly in the ABI folder)."""
 
     abi: str
     name: str
