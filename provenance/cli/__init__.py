@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group registered."""
+    from provenance.cli import inspect as inspect_cmd
     from provenance.cli import lineage as lineage_cmd
     from provenance.cli import log as log_cmd
     from provenance.cli import sign as sign_cmd
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.register(sub)
     sign_cmd.register(sub)
     lineage_cmd.register(sub)
+    inspect_cmd.register(sub)
     log_cmd.register(sub)
     return p
 
