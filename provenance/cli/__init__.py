@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     from provenance.cli import log as log_cmd
     from provenance.cli import sign as sign_cmd
     from provenance.cli import verify as verify_cmd
+    from provenance.cli import witness as witness_cmd
 
     p = _Parser(prog="apkprov", description="Traceable, verifiable Android app distribution.")
     p.add_argument("--version", action="version", version=f"apkprov {__version__}")
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     lineage_cmd.register(sub)
     inspect_cmd.register(sub)
     log_cmd.register(sub)
+    witness_cmd.register(sub)
     return p
 
 
