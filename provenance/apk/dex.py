@@ -713,7 +713,9 @@ def _scan_code(data: bytes, start: int, end: int, code_off: int) -> CodeRefs:
     pos = start
     while pos < end:
         op = data[pos]
-        if op == 0 and data[pos + 1] != 0:
+        # A nop whose high byte is 1, 2 or 3 starts a payload table (switch targets,
+        # array data: data, not instructions); any other nop is one unit, as in ART.
+        if op == 0 and 0 < data[pos + 1] <= _FILL_ARRAY_DATA:
             ident = data[pos + 1]
             need = 8 if ident == _FILL_ARRAY_DATA else 4
             if end - pos < need:
@@ -723,11 +725,9 @@ def _scan_code(data: bytes, start: int, end: int, code_off: int) -> CodeRefs:
                 units = 4 + 2 * size
             elif ident == _SPARSE_SWITCH:
                 units = 2 + 4 * size
-            elif ident == _FILL_ARRAY_DATA:
+            else:
                 (count,) = _U32.unpack_from(data, pos + 4)
                 units = 4 + (size * count + 1) // 2
-            else:
-                raise DexError(f"code_item at {code_off}: bad payload 0x{ident:02x}00 at {pos}")
             if pos + 2 * units > end:
                 break  # reported below
         else:
