@@ -23,7 +23,6 @@ batches is :class:`TreeEdge`, the rightmost tile of each level (at most 64 tiles
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -348,6 +347,8 @@ class Sequencer:
 
     async def append_async(self, entry: bytes) -> int:
         """:meth:`append` for event loops: awaits the batch without blocking the loop."""
+        import asyncio  # only servers need it; keeps CLI start-up lean
+
         result = await asyncio.wrap_future(self.submit(entry))
         return result.index
 
