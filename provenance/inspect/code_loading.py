@@ -163,19 +163,29 @@ def _apis(indicators: dict[str, Any]) -> list[_Api]:
     return out
 
 
-def _reaches(descriptor: str, target: str, supers: dict[str, str | None]) -> bool:
-    """Whether ``descriptor`` is ``target`` or inherits from it through app-defined classes."""
-    platform = _PLATFORM_SUBCLASSES.get(target, frozenset())
+def _resolve(descriptor: str, apis: list[_Api], supers: dict[str, str | None]) -> _Api | None:
+    """The API a method reference on ``descriptor`` resolves to, walking up app classes.
+
+    The most specific API wins: a call to ``DexClassLoader.<init>`` is that API, not
+    also ``BaseDexClassLoader.<init>``; a platform subclass (``Activity`` for
+    ``Context``) stands for its API class; app-defined classes are followed to their
+    superclass.
+    """
+    by_class = {a.class_: a for a in apis}
     current: str | None = descriptor
     for _ in range(_MAX_HIERARCHY_DEPTH):
         if current is None:
-            return False
-        if current == target or current in platform:
-            return True
+            return None
+        api = by_class.get(current)
+        if api is not None:
+            return api
+        for a in apis:
+            if current in _PLATFORM_SUBCLASSES.get(a.class_, ()):
+                return a
         if current not in supers:
-            return False  # a platform (or missing) class other than the target
+            return None  # a platform (or missing) class that is not an API class
         current = supers[current]
-    return False
+    return None
 
 
 def code_loading_facts(
@@ -208,16 +218,15 @@ def code_loading_facts(
     for dex_name, dex in dexes:
         # Method ids whose name is an API name and whose class is (a subclass of) its class.
         name_idx = {sidx: name for name in by_name if (sidx := dex.find_string(name)) is not None}
-        method_api: dict[int, list[_Api]] = {}
+        method_api: dict[int, _Api] = {}
         if name_idx:
             for midx, (cls_idx, _proto, nidx) in enumerate(dex.method_ids()):
                 name = name_idx.get(nidx)
                 if name is None:
                     continue
-                desc = dex.type_name(cls_idx)
-                for api in by_name[name]:
-                    if _reaches(desc, api.class_, supers):
-                        method_api.setdefault(midx, []).append(api)
+                resolved = _resolve(dex.type_name(cls_idx), by_name[name], supers)
+                if resolved is not None:
+                    method_api[midx] = resolved
         string_idx: dict[int, str] = {}
         for text in wanted_strings:
             sidx = dex.find_string(text)
@@ -231,13 +240,13 @@ def code_loading_facts(
             if ref.kind == "string":
                 string_callers.setdefault(string_idx[ref.target], set()).add(caller.class_)
                 continue
-            for api in method_api[ref.target]:
-                key = (api.key, str(caller), dex_name)
-                row = sites.get(key)
-                if row is None:
-                    sites[key] = [api, caller.class_, ref.occurrences]
-                else:
-                    row[2] += ref.occurrences
+            api = method_api[ref.target]
+            key = (api.key, str(caller), dex_name)
+            row = sites.get(key)
+            if row is None:
+                sites[key] = [api, caller.class_, ref.occurrences]
+            else:
+                row[2] += ref.occurrences
 
     call_sites = []
     for (api_key, caller_ref, dex_name), (api, caller_class, count) in sorted(sites.items()):
