@@ -25,7 +25,7 @@ DEX_NAME: Final = re.compile(r"classes(\d*)\.dex")
 def dex_facts(name: str, size: int, sha256: str, dex: DexFile) -> DexFacts:
     """Facts of one parsed DEX file (raises ``DexError`` if a table is malformed)."""
     classes = sorted(dex.class_names())
-    refs = sorted({str(m) for m in dex.method_refs()})
+    refs = sorted(set(dex.method_ref_strings()))
     return DexFacts(
         name=name,
         size=size,
