@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from provenance.errors import InputError
 from provenance.metadata.errors import ListingError
 from provenance.metadata.jsonin import Node
 
@@ -42,7 +43,9 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _COLON_HEX = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){31}")
 
 
-def normalize_sha256(text: str, where: str = "SHA-256") -> str:
+def normalize_sha256(
+    text: str, where: str = "SHA-256", error: type[InputError] = ListingError
+) -> str:
     """A certificate or file SHA-256 as lowercase hex.
 
     Accepts the forms platforms publish: plain hex in either case (F-Droid) and
@@ -53,7 +56,7 @@ def normalize_sha256(text: str, where: str = "SHA-256") -> str:
         return t.lower()
     if _COLON_HEX.fullmatch(t):
         return t.replace(":", "").lower()
-    raise ListingError(f"{where}: not a SHA-256 (64 hex digits, optionally colon-separated)")
+    raise error(f"{where}: not a SHA-256 (64 hex digits, optionally colon-separated)")
 
 
 def normalize_name(name: str) -> str:

@@ -8,13 +8,22 @@ read from the APK itself by the inspector.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fdroid_corpus import APKS, corpus, sha256_of
 
 from provenance.inspect import inspect_apk
 from provenance.inspect.model import ManifestFacts
-from provenance.metadata import Catalog, Listing, Release, catalog_from_json, load_index
+from provenance.metadata import (
+    Catalog,
+    Listing,
+    ListingError,
+    Release,
+    catalog_from_json,
+    load_index,
+)
 
 #: Indexed files present in the corpus: repo__*.apk but helloworld and v1.v2.sig.
 EXPECTED_INDEXED = 15
@@ -144,3 +153,58 @@ def test_channel_name_is_configurable() -> None:
     cat = load_index(corpus("index", "index-v2.json"), channel="app_fdroid_repo")
     (x,) = cat.by_package("com.politedroid")
     assert set(x.signers) == {"app_fdroid_repo"}
+
+
+def _v2_doc() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(corpus("index", "index-v2.json").read_bytes())
+    return doc
+
+
+def _meta(doc: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = doc["packages"]["com.politedroid"]["metadata"]
+    return meta
+
+
+def _first_version(doc: dict[str, Any]) -> dict[str, Any]:
+    versions: dict[str, Any] = doc["packages"]["com.politedroid"]["versions"]
+    return next(iter(versions.values()))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: _first_version(d)["file"].update(sha256="00" * 32), "differs from file.sha256"),
+        (lambda d: _first_version(d)["manifest"].update(versionCode="6"), "expected an integer"),
+        (lambda d: _first_version(d)["manifest"].pop("versionCode"), "'versionCode'"),
+        (lambda d: _first_version(d)["manifest"]["signer"].update(sha256=["xyz"]), "not a SHA-256"),
+        (lambda d: _meta(d).update(name=7), "expected an object"),
+        (lambda d: d["packages"].update({"bad name": {}}), "not a valid package name"),
+        (lambda d: d.pop("repo"), "not an F-Droid index"),
+        (lambda d: d["repo"].update(address=["x"]), r"repo\.address: expected a string"),
+    ],
+)  # fmt: skip
+def test_malformed_index_v2(tmp_path: Path, mutate: Any, message: str) -> None:
+    doc = _v2_doc()
+    mutate(doc)
+    p = tmp_path / "index-v2.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ListingError, match=message):
+        load_index(p)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["packages"]["com.politedroid"][0].update(packageName="x.y"), "listed under"),
+        (lambda d: d["packages"]["com.politedroid"][0].update(hashType="md5"), "not supported"),
+        (lambda d: d["packages"]["com.politedroid"][0].update({"uses-permission": [[]]}), "empty"),
+        (lambda d: d["apps"].append(d["apps"][0]), "listed twice"),
+    ],
+)
+def test_malformed_index_v1(tmp_path: Path, mutate: Any, message: str) -> None:
+    doc = json.loads(corpus("index", "index-v1.json").read_bytes())
+    mutate(doc)
+    p = tmp_path / "index-v1.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ListingError, match=message):
+        load_index(p)
