@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group registered."""
+    from provenance.cli import check as check_cmd
     from provenance.cli import inspect as inspect_cmd
     from provenance.cli import lineage as lineage_cmd
     from provenance.cli import log as log_cmd
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign_cmd.register(sub)
     lineage_cmd.register(sub)
     inspect_cmd.register(sub)
+    check_cmd.register(sub)
     log_cmd.register(sub)
     witness_cmd.register(sub)
     return p
