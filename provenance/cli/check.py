@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from provenance.errors import InputError, ProvenanceError
 from provenance.inspect import inspect_apk
 from provenance.metadata import Catalog, load_index, load_listing
-from provenance.risk import Assessment, evaluate, load_history, load_policy, load_reports
+from provenance.risk import Assessment, Evaluator, load_history, load_policy, load_reports
 from provenance.risk.presentation import read_presentation
 
 MAX_APKS = 1_000_000
@@ -92,10 +92,13 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 def run(args: argparse.Namespace) -> int:
     """Check every APK; 0 all clean, 1 one is not, 2 bad input (other APKs still checked)."""
-    catalog = _catalog(args)
-    policy = load_policy(args.policy)
-    history = load_history(args.history) if args.history else []
-    reports = [r for path in args.report for r in load_reports(path)]
+    evaluator = Evaluator(
+        _catalog(args),
+        policy=load_policy(args.policy),
+        history=load_history(args.history) if args.history else (),
+        reports=[r for path in args.report for r in load_reports(path)],
+        channel=args.channel,
+    )
     apks = _apks(args.apks)
     progress = _Progress(len(apks), sys.stderr) if len(apks) > 1 else None
     worst = 0
@@ -103,16 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.show(i, path.name)
         try:
-            facts = inspect_apk(path)
-            result = evaluate(
-                facts,
-                catalog,
-                policy=policy,
-                history=history,
-                reports=reports,
-                channel=args.channel,
-                presentation=read_presentation(path),
-            )
+            result = evaluator.evaluate(inspect_apk(path), presentation=read_presentation(path))
         except ProvenanceError as e:
             if progress is not None:
                 progress.clear()

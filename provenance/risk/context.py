@@ -60,6 +60,9 @@ class Context:
     channel: str | None = None
     presentation: Presentation = field(default_factory=Presentation)
     app_name_override: str | None = None
+    #: Values that depend only on the evaluator's inputs (catalog, policy, history),
+    #: shared by every APK it evaluates.
+    memo: dict[tuple[str, str], object] = field(default_factory=dict)
 
     @property
     def app_name(self) -> str | None:

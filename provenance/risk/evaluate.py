@@ -111,6 +111,73 @@ def decide(findings: Sequence[Finding], policy: Policy) -> tuple[Verdict, dict[V
     return Verdict.CLEAN, scores
 
 
+class Evaluator:
+    """A catalog, policy, history and reports, applied to one APK after another.
+
+    What depends only on these inputs (the content of registered apps in the
+    history) is computed once and shared, so a shelf scan costs one pass per APK.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        policy: Policy | None = None,
+        history: Sequence[ApkFacts] = (),
+        reports: Sequence[RuntimeReport] = (),
+        channel: str | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.policy = policy if policy is not None else load_policy()
+        self.history = tuple(history)
+        self.reports = tuple(reports)
+        self.channel = channel
+        self._memo: dict[tuple[str, str], object] = {}
+
+    def evaluate(
+        self,
+        facts: ApkFacts,
+        *,
+        presentation: Presentation | None = None,
+        app_name: str | None = None,
+    ) -> Assessment:
+        """Assess one APK (see :func:`evaluate`)."""
+        ctx = Context(
+            facts=facts,
+            catalog=self.catalog,
+            policy=self.policy,
+            history=self.history,
+            reports=self.reports,
+            channel=self.channel,
+            presentation=presentation or Presentation(),
+            app_name_override=app_name,
+            memo=self._memo,
+        )
+        observations = [o for detect in DETECTORS for o in detect(ctx)]
+        findings = rate(observations, self.policy)
+        verdict, scores = decide(findings, self.policy)
+        notes = []
+        if not self.catalog.authenticated_by:
+            notes.append(f"listing source {self.catalog.source!r} was not authenticated")
+        if not ctx.app_name:
+            notes.append("app name unknown: impersonation by name not checked")
+        return Assessment(
+            file=facts.file.name,
+            sha256=facts.file.sha256,
+            package=facts.manifest.package,
+            version_code=facts.manifest.version_code,
+            signers=tuple(facts.signing.signer_sha256),
+            verdict=verdict,
+            scores=scores,
+            findings=tuple(findings),
+            match=ctx.match,
+            policy=self.policy.name,
+            catalog_source=self.catalog.source,
+            authenticated_by=self.catalog.authenticated_by,
+            notes=tuple(notes),
+        )
+
+
 def evaluate(
     facts: ApkFacts,
     catalog: Catalog,
@@ -127,39 +194,7 @@ def evaluate(
     ``channel`` restricts allowed signers to one distribution channel (default: any
     channel the listing names); ``presentation`` gives the APK's label and ZIP prefix
     (:func:`~provenance.risk.presentation.read_presentation`); ``app_name`` overrides
-    the label for impersonation checks.
+    the label for impersonation checks. For many APKs, use one :class:`Evaluator`.
     """
-    pol = policy if policy is not None else load_policy()
-    ctx = Context(
-        facts=facts,
-        catalog=catalog,
-        policy=pol,
-        history=tuple(history),
-        reports=tuple(reports),
-        channel=channel,
-        presentation=presentation or Presentation(),
-        app_name_override=app_name,
-    )
-    observations = [o for detect in DETECTORS for o in detect(ctx)]
-    findings = rate(observations, pol)
-    verdict, scores = decide(findings, pol)
-    notes = []
-    if not catalog.authenticated_by:
-        notes.append(f"listing source {catalog.source!r} was not authenticated")
-    if not ctx.app_name:
-        notes.append("app name unknown: impersonation by name not checked")
-    return Assessment(
-        file=facts.file.name,
-        sha256=facts.file.sha256,
-        package=facts.manifest.package,
-        version_code=facts.manifest.version_code,
-        signers=tuple(facts.signing.signer_sha256),
-        verdict=verdict,
-        scores=scores,
-        findings=tuple(findings),
-        match=ctx.match,
-        policy=pol.name,
-        catalog_source=catalog.source,
-        authenticated_by=catalog.authenticated_by,
-        notes=tuple(notes),
-    )
+    evaluator = Evaluator(catalog, policy=policy, history=history, reports=reports, channel=channel)
+    return evaluator.evaluate(facts, presentation=presentation, app_name=app_name)

@@ -53,27 +53,42 @@ class Overlap:
         return self.shared_classes / self.reference_classes if self.reference_classes else 0.0
 
 
-def _resources(f: ApkFacts, sim: Similarity) -> Counter[str]:
-    return Counter(
+@dataclass(frozen=True)
+class Content:
+    """What a repackager keeps: app resource files (content hashes, a multiset) and app
+    class names, library ones left out (see the policy's ``similarity`` table)."""
+
+    resources: Counter[str]
+    classes: frozenset[str]
+
+
+def content(f: ApkFacts, sim: Similarity) -> Content:
+    """The comparable content of an APK under ``sim``."""
+    resources = Counter(
         r.sha256
         for r in f.resources
         if not any(fnmatchcase(r.name, pat) for pat in sim.ignore_resources)
     )
+    classes = frozenset(c for c in f.class_names() if not c.startswith(sim.ignore_class_prefixes))
+    return Content(resources, classes)
 
 
-def _classes(f: ApkFacts, sim: Similarity) -> frozenset[str]:
-    return frozenset(c for c in f.class_names() if not c.startswith(sim.ignore_class_prefixes))
+def _reference_content(ctx: Context, ref: ApkFacts) -> Content:
+    """A history entry's content, computed once per evaluator (shelf scans reuse it)."""
+    key = ("content", ref.file.sha256)
+    found = ctx.memo.get(key)
+    if not isinstance(found, Content):
+        found = content(ref, ctx.policy.similarity)
+        ctx.memo[key] = found
+    return found
 
 
-def overlap(facts: ApkFacts, reference: ApkFacts, sim: Similarity) -> Overlap:
-    """Containment of ``reference``'s app resources and classes in ``facts``."""
-    ref_res = _resources(reference, sim)
-    res = _resources(facts, sim)
-    n_res = sum(ref_res.values())
-    shared_res = sum(min(n, res[k]) for k, n in ref_res.items())
-    ref_cls = _classes(reference, sim)
-    n_cls = len(ref_cls)
-    shared_cls = len(ref_cls & _classes(facts, sim))
+def overlap(mine: Content, theirs: Content, reference: ApkFacts, sim: Similarity) -> Overlap:
+    """Containment of a reference's content (``theirs``) in the checked APK's (``mine``)."""
+    n_res = sum(theirs.resources.values())
+    shared_res = sum(min(n, mine.resources[k]) for k, n in theirs.resources.items())
+    n_cls = len(theirs.classes)
+    shared_cls = len(theirs.classes & mine.classes)
     return Overlap(
         reference,
         shared_res,
@@ -117,8 +132,10 @@ def _shared(ctx: Context) -> Iterator[Observation]:
     sim = ctx.policy.similarity
     best: Overlap | None = None
     best_score = 0.0
-    for ref in references(ctx):
-        o = overlap(ctx.facts, ref, sim)
+    refs = references(ctx)
+    mine = content(ctx.facts, sim) if refs else Content(Counter(), frozenset())
+    for ref in refs:
+        o = overlap(mine, _reference_content(ctx, ref), ref, sim)
         passes = o.resource_ratio >= sim.resource_threshold or o.class_ratio >= sim.class_threshold
         score = max(o.resource_ratio, o.class_ratio)
         if passes and score > best_score:
