@@ -13,7 +13,14 @@ from typing import Any, TextIO
 from provenance.errors import InputError, ProvenanceError
 from provenance.inspect import inspect_apk
 from provenance.metadata import Catalog, load_index, load_listing
-from provenance.risk import Assessment, Evaluator, load_history, load_policy, load_reports
+from provenance.risk import (
+    Assessment,
+    Evaluator,
+    Severity,
+    load_history,
+    load_policy,
+    load_reports,
+)
 from provenance.risk.presentation import read_presentation
 
 MAX_APKS = 1_000_000
@@ -142,7 +149,7 @@ def _print_text(a: Assessment, path: str, verbose: bool) -> None:
     if a.clean and not verbose:
         return
     for f in a.findings:
-        if a.clean or f.verdict is not None or f.severity.rank >= 2 or verbose:
+        if verbose or f.verdict is not None or f.severity.rank >= Severity.MEDIUM.rank:
             print(f"  [{f.severity.value}] {f.id}: {f.summary}")
             for e in f.evidence:
                 detail = f" ({e.detail})" if e.detail else ""
