@@ -39,8 +39,7 @@ def _v1() -> Catalog:
 
 def _indexed() -> list[tuple[str, Listing, Release]]:
     """(corpus APK name, listing, release) for every corpus APK the v2 index lists."""
-    if not APKS.exists():
-        return []
+    corpus("apks")
     by_sha = {r.apk_sha256: (x, r) for x in _v2().listings for r in x.releases}
     out = []
     for apk in sorted(APKS.glob("*.apk")):
