@@ -36,6 +36,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final, NamedTuple
 
 from provenance.errors import ApkFormatError
@@ -325,9 +326,9 @@ class DexFile:
         self._protos: list[str | None] = [None] * proto_ids_size
         self._method_ids: list[tuple[int, int, int]] | None = None
         self._class_defs: list[ClassDef] | None = None
-        self._class_methods: dict[int, tuple[EncodedMethod, ...]] = {}
+        self._class_methods: dict[int, tuple[tuple[int, int, int], ...]] = {}
         self._code_index: tuple[list[int], list[int], list[int]] | None = None
-        self._code_callers: dict[int, list[int]] = {}
+        self._code_callers: dict[int, tuple[int, ...]] = {}
         self._code_refs: dict[int, CodeRefs] = {}
 
     # -- bounds ---------------------------------------------------------------------
@@ -548,19 +549,75 @@ class DexFile:
 
     def class_methods(self, d: ClassDef) -> tuple[EncodedMethod, ...]:
         """Direct then virtual methods of a class, from its ``class_data_item``."""
-        off = d.class_data_off
+        return tuple(EncodedMethod._make(t) for t in self._methods_raw(d.class_data_off))
+
+    def _methods_raw(self, off: int) -> tuple[tuple[int, int, int], ...]:
+        """(method_idx, access_flags, code_off) of the class data at ``off`` (cached)."""
         if off == 0:
             return ()
         cached = self._class_methods.get(off)
         if cached is None:
-            cached = self._class_methods[off] = self._read_class_data(off)
+            self._offset(off, 4, "class_data")
+            cached = self._class_methods[off] = self._decode_class_data(off)
         return cached
 
-    def _read_class_data(self, off: int) -> tuple[EncodedMethod, ...]:
-        self._offset(off, 4, "class_data")
-        return self._decode_class_data(off)
+    def _prefetch_class_data(self) -> None:
+        """Decode the class data of every class at once (the bulk path of large files).
 
-    def _decode_class_data(self, off: int) -> tuple[EncodedMethod, ...]:
+        d8 and dx write class data items back to back, so one tokenisation of the span
+        from the first item to the end of the last (bounded by the last item's declared
+        counts) finds every item at a token boundary; an item that is not (a gap, an
+        unusual layout) is simply left to its own decoding on first use.
+        """
+        offs = sorted(
+            {d.class_data_off for d in self.class_defs() if d.class_data_off}
+            - self._class_methods.keys()
+        )
+        if len(offs) < 16:
+            return
+        data, end = self._data, self._end
+        first, last = offs[0], offs[-1]
+        self._offset(first, 4, "class_data")
+        self._offset(last, 4, "class_data")
+        (sf, inf, dm, vm), _ = _ulebs(data, last, 4, end)
+        span_end = min(end, last + 20 + 5 * (2 * (sf + inf) + 3 * (dm + vm)))
+        tokens = _ULEB128.findall(data, first, span_end)
+        values = [t[0] if len(t) == 1 else _uleb_multi(t) for t in tokens]
+        starts = list(accumulate(map(len, tokens), initial=first))
+        ntok = len(tokens)
+        index: dict[int, int] | None = None
+        i = 0
+        for off in offs:
+            if i >= ntok or starts[i] != off:
+                if index is None:
+                    index = dict(zip(starts, range(ntok), strict=False))
+                found = index.get(off)
+                if found is None:
+                    continue
+                i = found
+            if i + 4 > ntok:
+                continue
+            sf, inf, dm, vm = values[i : i + 4]
+            j = i + 4 + 2 * (sf + inf)
+            k = j + 3 * (dm + vm)
+            if k > ntok or (tokens[k - 1][-1] > 0x7F and len(tokens[k - 1]) < 5):
+                continue  # cut by the end of the span: decoded alone on first use
+            self._class_methods[off] = self._methods_from(values, j, dm, vm, off)
+            self._spend(starts[k] - off, "class_data")
+            i = k
+
+    def _methods_from(
+        self, values: list[int], j: int, dm: int, vm: int, off: int
+    ) -> tuple[tuple[int, int, int], ...]:
+        """Methods from decoded values: (index diff, flags, code offset) per method."""
+        k = j + 3 * (dm + vm)
+        diffs = values[j:k:3]
+        idxs = [*accumulate(diffs[:dm]), *accumulate(diffs[dm:])]
+        if idxs and max(idxs) >= self.method_count:
+            raise DexError(f"class_data at {off}: method index {max(idxs)} of {self.method_count}")
+        return tuple(zip(idxs, values[j + 1 : k : 3], values[j + 2 : k : 3], strict=True))
+
+    def _decode_class_data(self, off: int) -> tuple[tuple[int, int, int], ...]:
         data, end = self._data, self._end
         (sf, inf, dm, vm), pos = _ulebs(data, off, 4, end)
         # Each encoded field takes at least 2 bytes, each method at least 3.
@@ -568,19 +625,9 @@ class DexFile:
         if 2 * nfield + 3 * nmethod > end - pos:
             raise DexError(f"class_data at {off} declares more members than fit in the file")
         values, pos = _ulebs(data, pos, 2 * nfield + 3 * nmethod, end)
-        out: list[EncodedMethod] = []
-        method_count = self.method_count
-        i = 2 * nfield
-        for n in (dm, vm):
-            idx = 0
-            for _ in range(n):
-                idx += values[i]
-                if idx >= method_count:
-                    raise DexError(f"class_data at {off}: method index {idx} of {method_count}")
-                out.append(EncodedMethod(idx, values[i + 1], values[i + 2]))
-                i += 3
+        out = self._methods_from(values, 2 * nfield, dm, vm, off)
         self._spend(pos - off, "class_data")
-        return tuple(out)
+        return out
 
     def _uleb128(self, pos: int, what: str) -> tuple[int, int]:
         data, end = self._data, self._end
@@ -624,19 +671,29 @@ class DexFile:
         Linear in the code size but slow in Python (every instruction is visited);
         :meth:`find_references` answers targeted questions much faster.
         """
+        self._prefetch_class_data()
         for d in self.class_defs():
-            for m in self.class_methods(d):
-                if m.code_off:
-                    yield m.method_idx, self.code_refs(m.code_off)
+            for idx, _flags, code in self._methods_raw(d.class_data_off):
+                if code:
+                    yield idx, self.code_refs(code)
 
     def _code_items(self) -> tuple[list[int], list[int], list[int]]:
         """Sorted (instruction start, end, code_off) of every code item; overlaps refused."""
         if self._code_index is None:
-            callers = self._code_callers
-            for d in self.class_defs():
-                for m in self.class_methods(d):
-                    if m.code_off:
-                        callers.setdefault(m.code_off, []).append(m.method_idx)
+            self._prefetch_class_data()
+            pairs = [
+                (code, idx)
+                for d in self.class_defs()
+                for idx, _flags, code in self._methods_raw(d.class_data_off)
+                if code
+            ]
+            callers: dict[int, tuple[int, ...]] = {code: (idx,) for code, idx in pairs}
+            if len(callers) != len(pairs):  # methods sharing a code item
+                shared: dict[int, list[int]] = {}
+                for code, idx in pairs:
+                    shared.setdefault(code, []).append(idx)
+                callers = {code: tuple(v) for code, v in shared.items()}
+            self._code_callers = callers
             data, end_of_data = self._data, self._end
             offs = sorted(callers)
             if offs and (

@@ -24,7 +24,7 @@ from typing import Final
 from provenance.apk.dex import DexError, DexFile, DexLimits, open_dex_container
 from provenance.apk.manifest import MANIFEST_ENTRY_NAME, Manifest, parse_manifest
 from provenance.apk.verify import verify_apkfile
-from provenance.apk.zip import ApkFile, CdRecord, ZipFormatError
+from provenance.apk.zip import ApkFile, CdRecord, ZipFormatError, inflate_exact
 from provenance.errors import ApkFormatError, AxmlError, ProvenanceError
 from provenance.inspect.code_loading import code_loading_facts
 from provenance.inspect.dex_facts import DEX_NAME, class_fingerprint, dex_facts, dex_order_issue
@@ -119,8 +119,13 @@ class _Walk:
         """SHA-256 of an entry's uncompressed bytes, streamed (stored: straight from the map)."""
         try:
             offset, size, compressed = self.apk.local_data_span(rec)
+            raw = self.apk.data[offset : offset + size]
             if not compressed:
-                return hashlib.sha256(self.apk.data[offset : offset + size]).hexdigest()
+                return hashlib.sha256(raw).hexdigest()
+            if rec.uncompressed_size <= _CHUNK:  # small: inflate in one call
+                return hashlib.sha256(
+                    inflate_exact(raw, rec.uncompressed_size, rec.name)
+                ).hexdigest()
             h = hashlib.sha256()
             for chunk in self.apk.iter_entry_chunks(rec, _CHUNK):
                 h.update(chunk)

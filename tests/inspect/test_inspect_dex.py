@@ -397,3 +397,18 @@ def test_overlapping_strings_hit_the_budget() -> None:
         for i in range(n):
             dex.string(i)
     assert time.monotonic() - start < 10
+
+
+def test_bulk_class_data_equals_per_class() -> None:
+    """The bulk decoding of all class data gives what decoding each class alone gives."""
+    classes = [
+        ClassSpec(f"Lcom/example/C{i};", methods=[m for m in _sample_classes()[0].methods])
+        for i in range(40)
+    ]
+    datas = [build_dex(classes)] + [d for d, _ in corpus_dexes().values()]
+    for data in datas:
+        alone = DexFile(data)
+        per_class = [alone.class_methods(d) for d in alone.class_defs()]
+        bulk = DexFile(data)
+        list(bulk.iter_code_refs())  # prefetches
+        assert [bulk.class_methods(d) for d in bulk.class_defs()] == per_class
