@@ -36,6 +36,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate
 from typing import Final, NamedTuple
 
@@ -507,10 +508,11 @@ class DexFile:
 
     def method_ref_strings(self) -> list[str]:
         """Every ``method_id`` as ``Lclass;->name(params)return``, in index order (fast)."""
-        types = self.type_name
-        string = self.string
-        proto = self.proto
-        return [f"{types(c)}->{string(n)}{proto(p)}" for c, p, n in self._method_table()]
+        table = self._method_table()
+        types = {c: self.type_name(c) for c in {c for c, _, _ in table}}
+        protos = {p: self.proto(p) for p in {p for _, p, _ in table}}
+        names = {n: self.string(n) for n in {n for _, _, n in table}}
+        return [f"{types[c]}->{names[n]}{protos[p]}" for c, p, n in table]
 
     def method_refs(self) -> Iterator[MethodRef]:
         """Every ``method_id`` (methods defined here and methods called elsewhere)."""
@@ -582,7 +584,7 @@ class DexFile:
         (sf, inf, dm, vm), _ = _ulebs(data, last, 4, end)
         span_end = min(end, last + 20 + 5 * (2 * (sf + inf) + 3 * (dm + vm)))
         tokens = _ULEB128.findall(data, first, span_end)
-        values = [t[0] if len(t) == 1 else _uleb_multi(t) for t in tokens]
+        values = _uleb_values(tokens)
         starts = list(accumulate(map(len, tokens), initial=first))
         ntok = len(tokens)
         index: dict[int, int] | None = None
@@ -741,16 +743,20 @@ class DexFile:
         if sset:
             targets = b"|".join(re.escape(_U32.pack(s)) for s in sorted(sset))
             alts.append(b"\x1b.(?:" + targets + b")")
-        pattern = re.compile(b"(?=" + b"|".join(alts) + b")", re.DOTALL)
+        pattern = re.compile(b"|".join(alts), re.DOTALL)
         starts, ends, offs = self._code_items()
         if not starts:
             return []
         candidates: set[int] = set()
-        for m in pattern.finditer(self._data, starts[0], ends[-1]):
-            pos = m.start()
-            i = bisect_right(starts, pos) - 1
-            if i >= 0 and pos < ends[i] and (pos - starts[i]) % 2 == 0:
+        search, data = pattern.search, self._data
+        pos, stop = starts[0], ends[-1]
+        # search, not finditer: matches may overlap (restart one byte after each start).
+        while (m := search(data, pos, stop)) is not None:
+            hit = m.start()
+            i = bisect_right(starts, hit) - 1
+            if i >= 0 and hit < ends[i] and (hit - starts[i]) % 2 == 0:
                 candidates.add(offs[i])
+            pos = hit + 1
         counts: dict[tuple[int, str, int], int] = {}
         for off in candidates:
             refs = self.code_refs(off)
@@ -771,16 +777,26 @@ class DexFile:
 _ULEB128: Final = re.compile(b"[\x80-\xff]{0,4}[\x00-\xff]", re.DOTALL)
 
 
-def _uleb_multi(t: bytes) -> int:
-    n = len(t)
-    if n == 2:
-        return (t[0] & 0x7F) | t[1] << 7
-    if n == 3:
-        return (t[0] & 0x7F) | (t[1] & 0x7F) << 7 | t[2] << 14
-    value = 0
-    for shift, b in enumerate(t):
-        value |= (b & 0x7F) << (7 * shift)
-    return value & 0xFFFFFFFF
+_from_le: Final = partial(int.from_bytes, byteorder="little")
+
+
+def _uleb_values(tokens: list[bytes]) -> list[int]:
+    """Values of ULEB128 tokens (at most 5 bytes, 32 bits): one-byte tokens as they are,
+    longer ones as their little-endian integer with the continuation bits squeezed out."""
+    return [
+        t[0]
+        if len(t) == 1
+        else (
+            (x & 0x7F) | ((x >> 1) & 0x3F80) | ((x >> 2) & 0x1FC000)
+            if (x := _from_le(t)) < 0x1000000  # up to 3 bytes
+            else (x & 0x7F)
+            | ((x >> 1) & 0x3F80)
+            | ((x >> 2) & 0x1FC000)
+            | ((x >> 3) & 0xFE00000)
+            | ((x >> 4) & 0xF0000000)
+        )
+        for t in tokens
+    ]
 
 
 def _ulebs(data: bytes, pos: int, n: int, end: int) -> tuple[list[int], int]:
@@ -795,7 +811,7 @@ def _ulebs(data: bytes, pos: int, n: int, end: int) -> tuple[list[int], int]:
     size = sum(map(len, tokens))
     if tokens and len(tokens[-1]) > 1 and tokens[-1][-1] > 0x7F and len(tokens[-1]) < 5:
         raise DexError(f"LEB128 value at {pos + size - len(tokens[-1])} is truncated")
-    return [t[0] if len(t) == 1 else _uleb_multi(t) for t in tokens], pos + size
+    return _uleb_values(tokens), pos + size
 
 
 def _utf16_key(text: str) -> bytes:

@@ -42,6 +42,10 @@ class SdkDatabase:
         self.class_prefixes: list[tuple[str, int]] = sorted(
             (p, i) for p, i in raw["class_prefixes"]
         )
+        self._by_prefix: dict[str, list[int]] = {}
+        for p, i in self.class_prefixes:
+            self._by_prefix.setdefault(p, []).append(i)
+        self._longest = max((len(p) for p, _ in self.class_prefixes), default=0)
         self.class_infixes: list[tuple[str, int]] = [(p, i) for p, i in raw["class_infixes"]]
         self.native: dict[str, list[int]] = {}
         for name, i in raw["native"]:
@@ -64,14 +68,10 @@ class SdkDatabase:
         return sdk.name, sdk.source
 
     def _candidates(self, descriptor: str) -> Iterable[tuple[str, int]]:
-        # A prefix of ``descriptor`` sorts at or before it; walk back over its own prefixes.
-        prefixes = self.class_prefixes
-        for cut in range(1, len(descriptor) + 1):
-            head = descriptor[:cut]
-            j = bisect_left(prefixes, (head, -1))
-            while j < len(prefixes) and prefixes[j][0] == head:
-                yield prefixes[j]
-                j += 1
+        by_prefix = self._by_prefix
+        for cut in range(2, min(len(descriptor), self._longest) + 1):
+            for i in by_prefix.get(descriptor[:cut], ()):
+                yield descriptor[:cut], i
         for infix, i in self.class_infixes:
             if infix in descriptor:
                 yield infix, i
