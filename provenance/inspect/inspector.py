@@ -136,6 +136,11 @@ class _Walk:
 
     def run(self) -> ApkFacts:
         """Everything but the file digest and the signers (filled in by the caller)."""
+        first = min((r.lfh_offset for r in self.records), default=0)
+        if first > 0:
+            head = bytes(self.apk.data[:4])
+            kind = " (a DEX file: the Janus pattern, CVE-2017-13156)" if head == b"dex\n" else ""
+            self.issues.append(f"{first} bytes before the first ZIP entry{kind}")
         seen: set[str] = set()
         manifest_bytes: bytes | None = None
         arsc: bytes | None = None

@@ -427,3 +427,10 @@ def test_suss_cross_check() -> None:
                 found += 1
     assert total > 20
     assert found / total > 0.5
+
+
+def test_janus_prefix_is_an_issue() -> None:
+    f = inspect_apk(corpus_apk("janus.apk"), verify=False)
+    assert any("Janus" in i for i in f.issues)
+    clean = inspect_apk(corpus_apk(BASE), verify=False)
+    assert not any("before the first ZIP entry" in i for i in clean.issues)
