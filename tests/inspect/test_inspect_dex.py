@@ -412,3 +412,29 @@ def test_bulk_class_data_equals_per_class() -> None:
         bulk = DexFile(data)
         list(bulk.iter_code_refs())  # prefetches
         assert [bulk.class_methods(d) for d in bulk.class_defs()] == per_class
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.integers(1, 5).flatmap(
+            lambda n: st.tuples(
+                st.lists(st.integers(0x80, 0xFF), min_size=n - 1, max_size=n - 1),
+                st.integers(0, 0xFF if n == 5 else 0x7F),
+            )
+        ),
+        max_size=20,
+    )
+)
+def test_uleb_values(parts: list[tuple[list[int], int]]) -> None:
+    from provenance.apk.dex import _uleb_values, _ulebs
+
+    tokens = [bytes([*head, last]) for head, last in parts]
+
+    def reference(t: bytes) -> int:
+        return sum((b & 0x7F) << (7 * i) for i, b in enumerate(t)) & 0xFFFFFFFF
+
+    assert _uleb_values(tokens) == [reference(t) for t in tokens]
+    blob = b"".join(tokens)
+    values, end = _ulebs(blob, 0, len(tokens), len(blob))
+    assert values == [reference(t) for t in tokens] and end == len(blob)
