@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -41,10 +42,17 @@ def register(sub: Any) -> None:
 
 
 def _targets(paths: list[str]) -> Iterator[Path]:
+    """Files as given; folders walked for ``*.apk`` (symbolic links to folders not followed)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.apk") if p.is_file())
+            found = [
+                Path(root) / name
+                for root, _dirs, files in os.walk(path)
+                for name in files
+                if name.endswith(".apk")
+            ]
+            yield from sorted(p for p in found if p.is_file())
         else:
             yield path
 

@@ -83,3 +83,30 @@ def test_folder_with_a_bad_apk_continues(
 def test_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tmp_path)]) == 2
     assert "no APK found" in capsys.readouterr().err
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    import io
+
+    from provenance.cli.inspect import _Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    bar = _Progress(4, stream)
+    bar.update(2, "a.apk")
+    bar.close()
+    text = stream.getvalue()
+    assert "[###############...............] 2/4" in text and "a.apk" in text
+    quiet = io.StringIO()
+    _Progress(4, quiet).update(1, "x")
+    assert quiet.getvalue() == ""
+
+
+def test_symlink_loops_are_not_followed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(_fdroid() / "repo__com.politedroid_3.apk", tmp_path / "a.apk")
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert main(["inspect", "--json", "--summary", str(tmp_path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
