@@ -29,11 +29,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group registered."""
+    from provenance.cli import actor as actor_cmd
     from provenance.cli import check as check_cmd
     from provenance.cli import inspect as inspect_cmd
     from provenance.cli import lineage as lineage_cmd
     from provenance.cli import log as log_cmd
+    from provenance.cli import serve as serve_cmd
     from provenance.cli import sign as sign_cmd
+    from provenance.cli import trace as trace_cmd
     from provenance.cli import verify as verify_cmd
     from provenance.cli import witness as witness_cmd
 
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     check_cmd.register(sub)
     log_cmd.register(sub)
     witness_cmd.register(sub)
+    serve_cmd.register(sub)
+    trace_cmd.register(sub)
+    actor_cmd.register(sub)
     return p
 
 
