@@ -9,6 +9,7 @@ time is part of the product: terminals and CI call ``apkprov verify`` per APK.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -27,38 +28,41 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every command group registered."""
-    from provenance.cli import actor as actor_cmd
-    from provenance.cli import check as check_cmd
-    from provenance.cli import inspect as inspect_cmd
-    from provenance.cli import lineage as lineage_cmd
-    from provenance.cli import log as log_cmd
-    from provenance.cli import serve as serve_cmd
-    from provenance.cli import sign as sign_cmd
-    from provenance.cli import trace as trace_cmd
-    from provenance.cli import verify as verify_cmd
-    from provenance.cli import witness as witness_cmd
+#: Command name -> module whose ``register(sub)`` adds it. Only the module of the
+#: command being run is imported, so ``apkprov verify`` does not pay for the
+#: HTTP, TUF and inspection stacks of other commands.
+COMMANDS: dict[str, str] = {
+    "verify": "provenance.cli.verify",
+    "sign": "provenance.cli.sign",
+    "lineage": "provenance.cli.lineage",
+    "rotate": "provenance.cli.lineage",
+    "inspect": "provenance.cli.inspect",
+    "check": "provenance.cli.check",
+    "log": "provenance.cli.log",
+    "witness": "provenance.cli.witness",
+    "serve": "provenance.cli.serve",
+    "trace": "provenance.cli.trace",
+    "actor": "provenance.cli.actor",
+}
 
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser: every command group, or only the one ``argv`` names."""
     p = _Parser(prog="apkprov", description="Traceable, verifiable Android app distribution.")
     p.add_argument("--version", action="version", version=f"apkprov {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    verify_cmd.register(sub)
-    sign_cmd.register(sub)
-    lineage_cmd.register(sub)
-    inspect_cmd.register(sub)
-    check_cmd.register(sub)
-    log_cmd.register(sub)
-    witness_cmd.register(sub)
-    serve_cmd.register(sub)
-    trace_cmd.register(sub)
-    actor_cmd.register(sub)
+    first = next((a for a in (argv or ()) if not a.startswith("-")), None)
+    wanted = [COMMANDS[first]] if first in COMMANDS else COMMANDS.values()
+    modules = list(dict.fromkeys(wanted))
+    for name in modules:
+        importlib.import_module(name).register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``apkprov`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
