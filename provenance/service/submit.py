@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from provenance.errors import ProvenanceError
+from provenance.errors import InputError, ProvenanceError
 from provenance.log.log import Log
 from provenance.log.merkle import leaf_hash
 from provenance.log.tiles import MAX_ENTRY_SIZE
@@ -120,7 +120,13 @@ class Submitter:
                 break
             entries += [e.entry for e in page]
             after = page[-1].index
-        return rebuild_registry(self.root_keys, entries, policy=self.role_policy)
+        try:
+            return rebuild_registry(self.root_keys, entries, policy=self.role_policy)
+        except ProvenanceError as e:
+            raise InputError(
+                f"the log's actor registrations do not verify with the given registry root "
+                f"keys: {e}"
+            ) from None
 
     def _apply(self, rows: Sequence[IndexRow]) -> None:
         """Apply registrations that reached the log from elsewhere."""

@@ -48,6 +48,8 @@ __all__ = [
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
 MAX_REFERENCES = 2000
+MAX_ANSWER_BYTES = 8 << 20
+"""Entry bytes per answer, matched and referenced each (a page ends early past it)."""
 QUERY_KINDS = {
     "package": "package",
     "sha256": "apk",
@@ -124,7 +126,8 @@ def _answer(
     if references:
         have = {e.index for e in inside}
         frontier = {i for i in _cited(inside) if i < size and i not in have}
-        while frontier and len(refs) < MAX_REFERENCES:
+        total = 0
+        while frontier and len(refs) < MAX_REFERENCES and total < MAX_ANSWER_BYTES:
             found = index.get(frontier)
             missing = sorted(frontier - set(found))
             for i in missing:  # not a statement the index knows: read it from the log
@@ -132,6 +135,7 @@ def _answer(
                     found[j] = IndexedEntry(j, leaf_hash(entry), entry)
             for i, e in found.items():
                 refs[i] = e.entry
+                total += len(e.entry)
             have |= set(found)
             frontier = {i for i in _cited(found.values()) if i < size and i not in have}
     return {
@@ -153,6 +157,18 @@ def _limit(limit: int | None) -> int:
     return limit
 
 
+def _page(found: list[IndexedEntry], n: int) -> tuple[list[IndexedEntry], int | None]:
+    """At most ``n`` entries and :data:`MAX_ANSWER_BYTES`; the cursor if more remain."""
+    kept: list[IndexedEntry] = []
+    total = 0
+    for e in found[:n]:
+        if kept and total + len(e.entry) > MAX_ANSWER_BYTES:
+            break
+        kept.append(e)
+        total += len(e.entry)
+    return kept, kept[-1].index if len(kept) < len(found) else None
+
+
 def trace_answer(
     log: Log,
     index: TraceIndex,
@@ -172,10 +188,7 @@ def trace_answer(
     if kind in ("apk", "cert"):
         value = value.lower()
     n = _limit(limit)
-    matched = index.query(kind, value, after=after, limit=n + 1)
-    more = len(matched) > n
-    matched = matched[:n]
-    next_after = matched[-1].index if more else None
+    matched, next_after = _page(index.query(kind, value, after=after, limit=n + 1), n)
     return _with_retry(
         log,
         lambda snap: _answer(snap, index, {param: value}, matched, next_after, references),
@@ -187,10 +200,9 @@ def actors_answer(
 ) -> dict[str, Any]:
     """The actor registry: every actor-registration statement, in log order."""
     n = _limit(limit)
-    matched = index.query("type", ACTOR_REGISTRATION, after=after, limit=n + 1)
-    more = len(matched) > n
-    matched = matched[:n]
-    next_after = matched[-1].index if more else None
+    matched, next_after = _page(
+        index.query("type", ACTOR_REGISTRATION, after=after, limit=n + 1), n
+    )
     return _with_retry(
         log,
         lambda snap: _answer(snap, index, {"actors": True}, matched, next_after, False),

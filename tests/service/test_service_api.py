@@ -26,6 +26,7 @@ from provenance.statements import (
     KeySigner,
     canonical_json,
 )
+from provenance.trace import build_chains, render_text
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -338,7 +339,7 @@ def test_statement_too_large_for_a_log_entry(tmp_path: Path) -> None:
 
 def test_rate_limit(tmp_path: Path) -> None:
     settings = ServiceSettings(
-        rate=0.5, burst=3, log_options={"checkpoint_interval": 0.05, "fsync": False}
+        rate=0.1, burst=3, log_options={"checkpoint_interval": 0.05, "fsync": False}
     )
     with running_world("sqlite", tmp_path, settings) as world:
         world.add_token("store")
@@ -368,3 +369,7 @@ def test_takedown_by_platform_of_another_platform_is_allowed_by_role(world: Worl
     result = world.trace()
     assert result.ok, result.problems
     assert [s.step for s in result.statements if s.matched][-1] == "takedown"
+    (chain,) = build_chains(result)
+    assert chain.standing() == "available"  # the app; the version is down
+    assert [chain.standing(v) for v in chain.versions.values()] == ["taken down"]
+    assert "[taken down]" in render_text(result, [chain])
