@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 _JSON = "application/json"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _VALUE = re.compile(r"[\x21-\x7e]{1,512}")
+_INDEX = re.compile(r"[0-9]{1,18}")
 
 # refusal class -> (HTTP status, error code); the first match wins
 _REFUSALS: list[tuple[type[Exception], int, str]] = [
@@ -197,7 +198,7 @@ def service_app(service: Service, *, close_on_shutdown: bool = True) -> Starlett
 
     def entry(request: Request) -> Response:
         raw = request.path_params["index"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not _INDEX.fullmatch(raw):
             return _error(404, "not-found", "no such entry")
         try:
             return _json(200, entry_answer(log, int(raw)))
