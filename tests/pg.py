@@ -61,10 +61,12 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """One running cluster; :meth:`stop` removes it."""
+    """One running cluster; :meth:`stop` removes it. Tests run it without fsync;
+    ``durable=True`` keeps PostgreSQL's defaults (for benchmarks)."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="apkprov-pg-"))
         self.data = self.root / "data"
         self.logfile = self.root / "server.log"
@@ -107,9 +109,10 @@ class PostgresServer:
             self.port = _free_port()
             options = (
                 f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                 " -c max_connections=200"
             )
+            if not self.durable:  # tests check semantics, not the server's own fsyncs
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             try:
                 self._run(
                     str(self.bin_dir / "pg_ctl"),

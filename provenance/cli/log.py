@@ -60,7 +60,11 @@ def register(sub: Any) -> None:
     _add_postgres(append)
     append.add_argument("--json", action="store_true", help="one JSON object per entry")
     append.add_argument(
-        "--batch", type=_positive_int, default=1024, metavar="N", help="entries per commit"
+        "--batch",
+        type=_positive_int,
+        default=4096,
+        metavar="N",
+        help="most entries per commit (default 4096)",
     )
     append.add_argument(
         "--batch-delay",
@@ -213,6 +217,7 @@ def _printer(
     pending: queue.Queue[tuple[int, Future[Sequenced]] | None],
     as_json: bool,
     errors: list[BaseException],
+    duplicates: list[int],
 ) -> None:
     """Print each entry's index in input order, as soon as it is durable."""
     out = sys.stdout
@@ -228,6 +233,8 @@ def _printer(
                 return
             line, future = item
             result = future.result()
+            if result.duplicate:
+                duplicates[0] += 1
             if as_json:
                 out.write(
                     json.dumps({"line": line, "index": result.index, "duplicate": result.duplicate})
@@ -261,7 +268,10 @@ def run_append(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read {args.file}: {e.strerror or e}") from None
     pending: queue.Queue[tuple[int, Future[Sequenced]] | None] = queue.Queue(_IN_FLIGHT)
     errors: list[BaseException] = []
-    printer = threading.Thread(target=_printer, args=(pending, args.json, errors), daemon=True)
+    duplicates = [0]
+    printer = threading.Thread(
+        target=_printer, args=(pending, args.json, errors, duplicates), daemon=True
+    )
     printer.start()
     count = 0
     failure: ProvenanceError | None = None
@@ -291,7 +301,11 @@ def run_append(args: argparse.Namespace) -> int:
     if failure is not None:
         raise failure
     if not args.json:
-        print(f"apkprov: appended {count} entries to {log.origin}", file=sys.stderr)
+        print(
+            f"apkprov: {count - duplicates[0]} new entries, {duplicates[0]} already in the log "
+            f"{log.origin}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

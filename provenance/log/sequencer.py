@@ -269,7 +269,7 @@ class Sequencer:
         *,
         verifier: Verifier | None = None,
         cosigner: Cosigner | None = None,
-        max_batch: int = 1024,
+        max_batch: int = 4096,
         max_delay: float = 0.002,
         checkpoint_interval: float = 1.0,
         checkpoint_entries: int = 16384,
