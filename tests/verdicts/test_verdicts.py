@@ -1,0 +1,305 @@
+"""Signed verdicts, the verdict index over a real log, and the verdict API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from corpus import require, shared_dir
+from verdict_world import LogWorld, now
+
+from provenance.apk.verify import verify_apk
+from provenance.statements import KeySigner, LogRef
+from provenance.statements.dsse import Envelope
+from provenance.verdicts import (
+    OTHER_CERT,
+    Query,
+    StaleVerdictError,
+    Verdict,
+    VerdictFormatError,
+    VerdictIndex,
+    VerdictKind,
+    VerdictSignatureError,
+    sign_verdict,
+    verdict_app,
+    verify_verdict,
+)
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SHA = hashlib.sha256(b"apk").hexdigest()
+
+
+def _apk(name: str) -> Path:
+    return require(shared_dir() / "corpus" / "fdroid" / "apks" / name)
+
+
+def _verdict(**changes: object) -> Verdict:
+    v = Verdict(
+        Query(apk_sha256=SHA),
+        VerdictKind.COUNTERFEIT,
+        ("Inspection by lab found it counterfeit: the signer is not the developer's.",),
+        (LogRef(3, b"\x01" * 32),),
+        T,
+        T + timedelta(hours=1),
+        "log.example.test/apk",
+        10,
+        {"package": "com.example"},
+    )
+    return replace(v, **changes)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ signed verdicts
+
+
+def test_signed_verdict_round_trip() -> None:
+    key = KeySigner.generate()
+    env = sign_verdict(_verdict(), key).to_json()
+    got = verify_verdict(env, key.public_key, now=T, query=Query(apk_sha256=SHA))
+    assert got == _verdict()
+    assert got.warning and got.to_json() == _verdict().to_json()
+    assert Verdict.from_json(got.to_json()) == got
+
+
+def test_signed_verdict_tampering_is_refused() -> None:
+    key = KeySigner.generate()
+    env = sign_verdict(_verdict(), key)
+    # a changed verdict under the old signature
+    forged = Envelope(
+        env.payload.replace(b'"counterfeit"', b'"trusted"'), env.payload_type, env.signatures
+    )
+    with pytest.raises(VerdictSignatureError):
+        verify_verdict(forged.to_json(), key.public_key, now=T)
+    # the right bytes, another key
+    with pytest.raises(VerdictSignatureError):
+        verify_verdict(env.to_json(), KeySigner.generate().public_key, now=T)
+    # a statement's payload type is not a verdict
+    relabelled = Envelope(env.payload, "application/vnd.in-toto+json", env.signatures)
+    with pytest.raises(VerdictFormatError):
+        verify_verdict(relabelled.to_json(), key.public_key, now=T)
+    # expired, or answering another question
+    with pytest.raises(StaleVerdictError):
+        verify_verdict(env.to_json(), key.public_key, now=T + timedelta(hours=2))
+    with pytest.raises(StaleVerdictError):
+        verify_verdict(env.to_json(), key.public_key, now=T, query=Query(apk_sha256="00" * 32))
+    with pytest.raises(VerdictFormatError):
+        verify_verdict(b"{not json", key.public_key, now=T)
+
+
+def test_query_validation() -> None:
+    with pytest.raises(VerdictFormatError):
+        Query()
+    with pytest.raises(VerdictFormatError):
+        Query(apk_sha256="xyz")
+    with pytest.raises(VerdictFormatError):
+        Query(apk_sha256=SHA, package="com.a.b", cert_sha256=SHA)
+    with pytest.raises(VerdictFormatError):
+        Query(package="not a package", cert_sha256=SHA)
+    with pytest.raises(VerdictFormatError):
+        Query(package="com.a.b", cert_sha256=SHA, version_code=-1)
+    assert Query(apk_sha256=SHA.upper()).apk_sha256 == SHA
+    assert Query(package="com.a.b", cert_sha256=OTHER_CERT).cert_sha256 == OTHER_CERT
+
+
+# ----------------------------------------------------------------------- the index
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogWorld]:
+    w = LogWorld(tmp_path_factory.mktemp("world"))
+    yield w
+    w.close()
+
+
+def _sync(world: LogWorld, index: VerdictIndex) -> None:
+    world.integrate()
+    index.sync(world.log)
+
+
+def test_index_follows_the_life_cycle(world: LogWorld, tmp_path: Path) -> None:
+    """release → inspection (counterfeit) → takedown → restore → passing re-inspection."""
+    apk = _apk("repo__com.politedroid_6.apk")
+    cert = verify_apk(apk).signer_certs[0].sha256
+    index = VerdictIndex.open(tmp_path / "verdicts.db")
+    by_file = Query(apk_sha256=hashlib.sha256(apk.read_bytes()).hexdigest())
+    by_app = Query(package="com.politedroid", cert_sha256=cert, version_code=6)
+    other = Query(package="com.politedroid", cert_sha256="ee" * 32)
+
+    assert index.lookup(by_file).verdict is VerdictKind.UNKNOWN  # empty index
+    dev = world.register_developer([cert], "com.politedroid")
+    rel, pred = world.release(apk, dev)
+    shelf = world.shelve(rel, pred, sdks=["com.sdkco:analytics"])
+    _sync(world, index)
+    v = index.lookup(by_file)
+    assert v.verdict is VerdictKind.TRUSTED
+    assert {r.index for r in v.evidence} == {rel.index, shelf.index}
+    assert any("Released by acme as com.politedroid version 6" in r for r in v.reasons)
+    assert v.subject["signer_certificates"] == [cert]
+    assert index.lookup(by_app).verdict is VerdictKind.TRUSTED
+    assert index.lookup(replace(by_app, version_code=None)).verdict is VerdictKind.TRUSTED
+    unknown_version = index.lookup(replace(by_app, version_code=99))
+    assert unknown_version.verdict is VerdictKind.UNKNOWN
+    assert "version 99" in unknown_version.reasons[0]
+    fake = index.lookup(other)
+    assert fake.verdict is VerdictKind.COUNTERFEIT
+    assert "another certificate" in fake.reasons[0]
+    assert rel in fake.evidence
+
+    insp = world.inspect(rel, pred["apk"]["sha256"], "com.politedroid", "counterfeit", "key swap")
+    _sync(world, index)
+    v = index.lookup(by_file)
+    assert v.verdict is VerdictKind.COUNTERFEIT
+    assert v.evidence == (insp,)
+    assert "counterfeit" in v.reasons[0] and "key swap" in v.reasons[0]
+    assert index.lookup(by_app).verdict is VerdictKind.COUNTERFEIT  # the version's file
+
+    scope = {
+        "kind": "version",
+        "package": "com.politedroid",
+        "apk_sha256": pred["apk"]["sha256"],
+    }
+    t = now()
+    down = world.takedown(scope, insp, effective=t - timedelta(minutes=1))
+    _sync(world, index)
+    v = index.lookup(by_file, t)
+    assert v.verdict is VerdictKind.TAKEN_DOWN
+    assert v.evidence[0] == down
+    assert v.reasons[0].startswith("regulator took this version down on")
+    assert "privacy" in v.reasons[0] and "contacts" in v.reasons[0]
+
+    up = world.restore(scope, down, effective=t + timedelta(minutes=10))
+    _sync(world, index)
+    pending = index.lookup(by_file, t)
+    assert pending.verdict is VerdictKind.TAKEN_DOWN  # the restore is not in force yet
+    assert pending.expires == t + timedelta(minutes=10)  # ... and the verdict says when to ask
+    after = index.lookup(by_file, t + timedelta(minutes=11))
+    assert after.verdict is VerdictKind.COUNTERFEIT  # the inspection still stands
+    record = index.apk_record(pred["apk"]["sha256"])
+    assert record is not None and record.takedowns[0].lift_ref == up
+
+    world.inspect(rel, pred["apk"]["sha256"], "com.politedroid", None)
+    _sync(world, index)
+    v = index.lookup(by_file, t + timedelta(minutes=11))
+    assert v.verdict is VerdictKind.TRUSTED
+    assert any("lifted" in r for r in v.reasons)
+    assert index.size == len(world.entries)
+    # rebuilding from scratch gives the same answers
+    again = VerdictIndex.open(tmp_path / "again.db")
+    again.sync(world.log)
+    assert again.lookup(by_file, t + timedelta(minutes=11)).to_dict() == (
+        index.lookup(by_file, t + timedelta(minutes=11)).to_dict()
+    )
+
+
+def test_index_app_and_sdk_takedowns(world: LogWorld, tmp_path: Path) -> None:
+    apk = _apk("repo__com.politedroid_5.apk")
+    cert = verify_apk(apk).signer_certs[0].sha256
+    dev = world.register_developer([cert], "com.politedroid")
+    rel, pred = world.release(apk, dev)
+    world.shelve(rel, pred, sdks=["com.sdkco:analytics"])
+    index = VerdictIndex.open(tmp_path / "verdicts.db")
+    _sync(world, index)
+    by_file = Query(apk_sha256=pred["apk"]["sha256"])
+    t = now()
+    assert index.lookup(by_file, t).verdict is VerdictKind.TRUSTED
+
+    sdk = world.takedown({"kind": "sdk", "sdk_id": "com.sdkco:analytics"}, rel, effective=t)
+    _sync(world, index)
+    v = index.lookup(by_file, t + timedelta(seconds=1))
+    assert v.verdict is VerdictKind.TAKEN_DOWN and v.evidence[0] == sdk
+    assert "the SDK com.sdkco:analytics" in v.reasons[0]
+    world.restore({"kind": "sdk", "sdk_id": "com.sdkco:analytics"}, sdk, effective=t)
+    _sync(world, index)
+    assert index.lookup(by_file, t + timedelta(seconds=1)).verdict is VerdictKind.TRUSTED
+
+    later = t + timedelta(hours=2)
+    app_scope = {"kind": "app", "package": "com.politedroid"}
+    world.takedown(app_scope, rel, effective=later)
+    _sync(world, index)
+    soon = index.lookup(by_file, t + timedelta(seconds=1), ttl=timedelta(hours=6))
+    assert soon.verdict is VerdictKind.TRUSTED and soon.expires == later  # pending takedown
+    assert index.lookup(by_file, later).verdict is VerdictKind.TAKEN_DOWN
+    by_app = Query(package="com.politedroid", cert_sha256=cert)
+    assert index.lookup(by_app, later).verdict is VerdictKind.TAKEN_DOWN
+    assert index.lookup(replace(by_app, cert_sha256="dd" * 32), later).verdict is (
+        VerdictKind.TAKEN_DOWN
+    )
+
+
+def test_index_skips_what_it_does_not_understand(tmp_path: Path) -> None:
+    index = VerdictIndex.open(tmp_path / "v.db")
+    assert (
+        index.ingest_many([(0, b"not an envelope"), (1, b'{"payload":"","payloadType":"x"}')]) == 0
+    )
+    assert index.stats()["skipped"] == 2 and index.size == 2
+    with pytest.raises(Exception, match="expects log entry 2"):
+        index.ingest(5, b"x")
+
+
+# ------------------------------------------------------------------------- the API
+
+
+class _Client:
+    """Requests to an ASGI app in this thread (the index's connections are per thread)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return await c.get(path, params=params)
+
+        return asyncio.run(go())
+
+
+def test_verdict_app(world: LogWorld, tmp_path: Path) -> None:
+    apk = _apk("repo__com.politedroid_6.apk")
+    sha = hashlib.sha256(apk.read_bytes()).hexdigest()
+    cert = verify_apk(apk).signer_certs[0].sha256
+    writer = VerdictIndex.open(tmp_path / "v.db")
+    _sync(world, writer)
+    reader = VerdictIndex.open(tmp_path / "v.db", readonly=True)
+    key = KeySigner.generate()
+    client = _Client(verdict_app(reader, key, cache_seconds=60))
+
+    r = client.get("/v1/verdict", params={"sha256": sha})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    v = verify_verdict(r.content, key.public_key, query=Query(apk_sha256=sha))
+    assert v.log_origin == "log.example.test/apk" and v.log_size == len(world.entries)
+    r2 = client.get(
+        "/v1/verdict", params={"package": "com.politedroid", "cert": cert, "version_code": "6"}
+    )
+    v2 = verify_verdict(r2.content, key.public_key)
+    assert v2.query == Query(package="com.politedroid", cert_sha256=cert, version_code=6)
+    unknown = client.get("/v1/verdict", params={"sha256": "0" * 64})
+    assert verify_verdict(unknown.content, key.public_key).verdict is VerdictKind.UNKNOWN
+    for bad in (
+        {},
+        {"sha256": "zz"},
+        {"package": "com.politedroid"},
+        {"package": "com.politedroid", "cert": cert, "version_code": "x"},
+        {"package": "com.politedroid", "cert": "*"},
+        {"sha256": sha, "extra": "1"},
+    ):
+        resp = client.get("/v1/verdict", params=bad)
+        assert resp.status_code == 400, bad
+        assert "error" in resp.json()
+    keydoc = client.get("/v1/verdict-key").json()
+    assert keydoc["keyid"] == key.key_id
+
+    # cached answers are dropped as soon as the index changes
+    assert client.get("/v1/verdict", params={"sha256": sha}).content == r.content
+    world.takedown({"kind": "app", "package": "com.politedroid"}, LogRef(0, b"\0" * 32))
+    _sync(world, writer)
+    fresh = verify_verdict(
+        client.get("/v1/verdict", params={"sha256": sha}).content, key.public_key
+    )
+    assert fresh.verdict is VerdictKind.TAKEN_DOWN
