@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ class Log:
         self.state = state
         self._options = dict(sequencer_options or {})
         self._sequencer: Sequencer | None = None
-        self._reader: TileHashReader | None = None
+        self._readers = threading.local()  # a tile cache per thread: readers are not shared
         self.verifier: Verifier = parse_verifier_key(config.vkey)
 
     @property
@@ -393,13 +394,15 @@ class Log:
 
     def hash_reader(self, size: int | None = None) -> TileHashReader:
         """A ``HashReader`` over this log's own tiles for the tree of ``size`` leaves
-        (default: the integrated size). Trusted: the tiles are not re-authenticated."""
+        (default: the integrated size). Trusted: the tiles are not re-authenticated.
+
+        The reader caches tiles; it belongs to the calling thread (one per thread)."""
         if size is None:
             size = self.state.tree().size
-        reader = self._reader
+        reader: TileHashReader | None = getattr(self._readers, "reader", None)
         if reader is None or reader.tree_size != size:
             reader = TileHashReader(size, None, self.tiles, cache_tiles=512)
-            self._reader = reader
+            self._readers.reader = reader
         return reader
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
@@ -431,7 +434,7 @@ class Log:
                 )
             except NotFoundError:
                 # A newer integration removed a partial tile between our reads.
-                self._reader = None
+                self._readers.reader = None
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")

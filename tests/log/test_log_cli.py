@@ -365,3 +365,34 @@ def test_postgres_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert rc == 2 and "PostgreSQL" in err
     rc, out, _ = run(capsys, "log", "prove", "--dir", str(d), "--postgres", dsn, "1")
     assert rc == 0 and out.startswith("c2sp.org/tlog-proof@v1\nindex 1\n")
+
+
+# ------------------------------------------------------- the library underneath
+
+
+def test_key_must_stay_private(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (data / "log.key").chmod(0o644)
+    rc, _, err = run(capsys, "log", "append", "--dir", str(data), stdin=b"x\n")
+    assert rc == 2 and "chmod 600" in err
+    rc, _, _ = run(capsys, "log", "status", "--dir", str(data))  # reading needs no key
+    assert rc == 0
+
+
+def test_facade_for_the_http_service(data: Path) -> None:
+    import asyncio
+
+    from provenance.log.merkle import verify_consistency
+
+    with Log.open(data, checkpoint_interval=0.05) as log:
+        first = log.sequencer.append(b"one")
+        second = asyncio.run(log.sequencer.append_async(b"two"))
+        assert (first, second) == (0, 1)
+        old = log.sequencer.wait_for(1, timeout=10)
+        assert log.find(b"two") == 1 and log.find(b"three") is None
+        log.sequencer.append_many([b"three", b"four", b"five"])
+        new = log.sequencer.integrate()
+        assert new is not None and new.size == 5
+        proof = log.consistency_proof(old.size, new.size)
+        verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+        assert log.entry(4) == b"five"
+        assert log.checkpoint() == (data / "public" / "checkpoint").read_bytes()
