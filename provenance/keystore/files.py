@@ -76,8 +76,11 @@ def load_private_key(data: bytes, path: str, passwords: list[str] | None) -> Pri
                 f"private key {path} is not encrypted but a key password was given"
             ) from None
         except ValueError as e:
+            # A wrong password usually fails the padding check ("bad decrypt"), but
+            # about 1 in 256 times it decrypts to garbage that then fails to parse:
+            # for an encrypted key both mean "this password does not open it".
             text = str(e).lower()
-            if "password" in text or "decrypt" in text:
+            if "password" in text or "decrypt" in text or is_encrypted_pkcs8(data):
                 continue
             raise KeystoreError(f"cannot load private key {path}: {e}") from None
         except Exception as e:  # unsupported encryption scheme and the like
