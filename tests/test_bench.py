@@ -111,3 +111,24 @@ def test_count_json_results_accepts_list_or_lines() -> None:
     assert verify_bench.count_json_results('[{"a": 1}, {"a": 2}]') == 2
     assert verify_bench.count_json_results('{"verified": true}\n{"verified": false}\n') == 2
     assert verify_bench.count_json_results("Verifies\n") is None
+
+
+def test_log_bench_quick_runs(tmp_path: Path) -> None:
+    """The log benchmark's plumbing works end to end on a small log (not a timing)."""
+    import subprocess
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "log_bench.py"),
+            "--quick",
+            "--no-postgres",
+            "--dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "entries/s" in r.stdout
