@@ -124,6 +124,10 @@ def register(sub: Any) -> None:
     status.add_argument("--json", action="store_true", help="print a JSON object")
     status.set_defaults(func=run_status)
 
+    from provenance.cli import log_serve  # the verb's HTTP stack is imported only when run
+
+    log_serve.register(verbs)
+
 
 def _usage(p: argparse.ArgumentParser) -> int:
     p.print_help(sys.stderr)
