@@ -54,6 +54,23 @@ def register(sub: Any) -> None:
         "--reindex", action="store_true", help="rebuild the trace index from the log at start"
     )
     p.add_argument(
+        "--sigstore-trusted-root",
+        metavar="FILE",
+        help="Sigstore trusted_root.json: verify build-provenance bundles of releases offline",
+    )
+    p.add_argument(
+        "--build-identity",
+        action="append",
+        default=[],
+        metavar="ISSUER=IDENTITY",
+        help="an accepted build signer (OIDC issuer and certificate SAN); repeatable",
+    )
+    p.add_argument(
+        "--require-build-provenance",
+        action="store_true",
+        help="refuse releases that carry no Sigstore bundle",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -76,6 +93,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InputError("--rate must be positive and --burst at least 1")
     root_keys = load_root_keys(args.registry, args.root_key)
     settings = ServiceSettings(
+        sigstore=_sigstore_policy(args),
         max_body=args.max_body,
         rate=args.rate,
         burst=args.burst,
@@ -104,3 +122,29 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         service.close()  # already closed at shutdown, unless uvicorn never started
     return 0
+
+
+def _sigstore_policy(args: argparse.Namespace) -> Any:
+    """The build-provenance policy from the command line, or None when not configured."""
+    if not args.sigstore_trusted_root:
+        if args.build_identity or args.require_build_provenance:
+            raise InputError(
+                "--build-identity and --require-build-provenance need --sigstore-trusted-root"
+            )
+        return None
+    from provenance.statements import SigstorePolicy
+    from provenance.statements.sigstore import BuildIdentity
+
+    identities = []
+    for spec in args.build_identity:
+        issuer, sep, identity = spec.partition("=")
+        if not sep or not issuer or not identity:
+            raise InputError(f"--build-identity wants ISSUER=IDENTITY, got {spec!r}")
+        identities.append(BuildIdentity(issuer, identity))
+    if not identities:
+        raise InputError("give at least one --build-identity with --sigstore-trusted-root")
+    return SigstorePolicy(
+        trusted_root=args.sigstore_trusted_root,
+        identities=tuple(identities),
+        require=args.require_build_provenance,
+    )
