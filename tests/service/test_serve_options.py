@@ -41,7 +41,7 @@ def test_incomplete_configuration_is_a_usage_error(kw: dict[str, object]) -> Non
 
 
 def test_policy_from_options() -> None:
-    root = shared_dir() / "corpus" / "tlog" / "sigstore" / "trusted_root.json"
+    root = shared_dir() / "corpus" / "tlog" / "sigstore" / "staging_trusted_root.json"
     policy = _sigstore_policy(
         _args(
             sigstore_trusted_root=str(root),
