@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "serve": "provenance.cli.serve",
     "trace": "provenance.cli.trace",
     "actor": "provenance.cli.actor",
+    "feed": "provenance.cli.feed",
+    "terminal": "provenance.cli.terminal",
 }
 
 

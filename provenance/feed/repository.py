@@ -235,7 +235,11 @@ class FeedRepository:
         assert isinstance(ts.signed, Timestamp)
         snap = self._load(f"{ts.signed.snapshot_meta.version}.snapshot.json")
         assert isinstance(snap.signed, Snapshot)
-        out: dict[str, Metadata[Any]] = {"timestamp": ts, "snapshot": snap}
+        out: dict[str, Metadata[Any]] = {
+            "root": self._load("root.json"),
+            "timestamp": ts,
+            "snapshot": snap,
+        }
         for name, meta in snap.signed.meta.items():
             role = name.removesuffix(".json")
             out[role] = self._load(f"{meta.version}.{role}.json")

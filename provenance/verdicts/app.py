@@ -30,7 +30,7 @@ from provenance.statements import Signer
 from provenance.statements.keys import public_key_b64
 from provenance.verdicts.index import DEFAULT_TTL, VerdictIndex
 from provenance.verdicts.model import Query, VerdictFormatError
-from provenance.verdicts.signing import VERDICT_PAYLOAD_TYPE, sign_verdict
+from provenance.verdicts.signing import VERDICT_PAYLOAD_TYPE, signed_verdict_json
 
 __all__ = ["verdict_app"]
 
@@ -88,7 +88,7 @@ def verdict_app(
         if hit is not None and now - hit[0] < cache_seconds:
             body = hit[1]
         else:
-            body = sign_verdict(index.lookup(query, ttl=ttl), signer).to_json()
+            body = signed_verdict_json(index.lookup(query, ttl=ttl), signer)
             if cache_seconds > 0:
                 cache[query] = (now, body)
                 cache.move_to_end(query)

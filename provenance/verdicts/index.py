@@ -41,7 +41,6 @@ from provenance.statements import (
     validate_statement,
 )
 from provenance.statements.intoto import PAYLOAD_TYPE
-from provenance.statements.schema import parse_time
 from provenance.verdicts.decide import Decision, decide_apk, decide_package
 from provenance.verdicts.inspection import finding_sentences, inspection_kind
 from provenance.verdicts.model import Query, Verdict, VerdictKind
@@ -93,6 +92,11 @@ CREATE TABLE IF NOT EXISTS dev_certs (
     cert TEXT NOT NULL, package TEXT NOT NULL, idx INTEGER NOT NULL, developer TEXT NOT NULL,
     verified_by TEXT NOT NULL, PRIMARY KEY (package, cert, idx)) WITHOUT ROWID;
 """
+
+
+def _time(text: str) -> datetime:
+    """A stored ``YYYY-MM-DDTHH:MM:SSZ`` (validated on ingest), parsed fast."""
+    return datetime.fromisoformat(text)
 
 
 def _now() -> datetime:
@@ -389,9 +393,9 @@ class VerdictIndex:
                     r[6],
                     r[7],
                     r[8],
-                    parse_time(r[9]),
+                    _time(r[9]),
                     LogRef(r[0], bytes(r[12])),
-                    parse_time(r[10]) if r[10] else None,
+                    _time(r[10]) if r[10] else None,
                     LogRef(r[11], bytes(r[13])) if r[11] is not None else None,
                 )
             )
@@ -413,7 +417,7 @@ class VerdictIndex:
             )
         )
         vouches = tuple(
-            Vouch(r[0], r[1], parse_time(r[3]), LogRef(r[5], bytes(r[4])), r[2])
+            Vouch(r[0], r[1], _time(r[3]), LogRef(r[5], bytes(r[4])), r[2])
             for r in conn.execute(
                 "SELECT v.kind, v.actor, v.detail, e.issued_at, e.leaf_hash, v.idx "
                 "FROM vouches v JOIN entries e ON e.idx = v.idx WHERE v.sha256 = ? "
@@ -427,7 +431,7 @@ class VerdictIndex:
                 r[1],
                 VerdictKind(r[2]) if r[2] else None,
                 tuple(json.loads(r[3])),
-                parse_time(r[4]),
+                _time(r[4]),
                 LogRef(r[6], bytes(r[5])),
             )
             for r in conn.execute(

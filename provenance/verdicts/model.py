@@ -12,6 +12,7 @@ The JSON form is strict (unknown fields refused, sizes bounded) and canonical
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any
 
 from provenance.errors import InputError
 from provenance.statements import LogRef
-from provenance.statements.canonical import MAX_SAFE_INT, canonical_json, parse_json
+from provenance.statements.canonical import MAX_SAFE_INT, parse_json
 from provenance.statements.errors import StatementFormatError
 from provenance.statements.schema import format_time, parse_time
 
@@ -34,6 +35,7 @@ __all__ = [
     "Verdict",
     "VerdictFormatError",
     "VerdictKind",
+    "fast_canonical_json",
 ]
 
 VERDICT_TYPE = "https://apk-provenance.dev/verdict/v1"
@@ -89,6 +91,16 @@ _SEVERITY = {
     VerdictKind.COUNTERFEIT: 4,
     VerdictKind.TAKEN_DOWN: 5,
 }
+
+
+def fast_canonical_json(value: dict[str, Any]) -> bytes:
+    """:func:`canonical_json` for documents whose keys are ASCII, at C speed.
+
+    For integers, strings, lists and objects with ASCII keys, RFC 8785 is compact
+    JSON with sorted keys and UTF-8 strings -- exactly ``json.dumps`` with these
+    options (tests compare both). Verdicts are signed per request, so this matters.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _hex64(value: object, what: str) -> str:
@@ -222,8 +234,8 @@ class Verdict:
         }
 
     def to_json(self) -> bytes:
-        """Canonical JSON: the bytes that are signed."""
-        return canonical_json(self.to_dict())
+        """Canonical JSON: the bytes that are signed (see :func:`fast_canonical_json`)."""
+        return fast_canonical_json(self.to_dict())
 
     @classmethod
     def from_json(cls, data: bytes) -> Verdict:

@@ -13,21 +13,23 @@ line-oriented checkpoints and cosignatures.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from provenance.errors import CheckFailed, SignatureError
 from provenance.statements import Envelope, Signer, key_id
-from provenance.statements.dsse import sign_envelope
+from provenance.statements.dsse import pae, sign_envelope
 from provenance.statements.errors import StatementFormatError
 from provenance.statements.keys import PublicKey, verify_signature
-from provenance.verdicts.model import Query, Verdict, VerdictFormatError
+from provenance.verdicts.model import Query, Verdict, VerdictFormatError, fast_canonical_json
 
 __all__ = [
     "VERDICT_PAYLOAD_TYPE",
     "StaleVerdictError",
     "VerdictSignatureError",
     "sign_verdict",
+    "signed_verdict_json",
     "verify_verdict",
 ]
 
@@ -47,6 +49,20 @@ class StaleVerdictError(CheckFailed):
 def sign_verdict(verdict: Verdict, signer: Signer) -> Envelope:
     """The DSSE envelope of ``verdict`` signed by the service key."""
     return sign_envelope(verdict.to_json(), VERDICT_PAYLOAD_TYPE, [signer])
+
+
+def signed_verdict_json(verdict: Verdict, signer: Signer) -> bytes:
+    """``sign_verdict(verdict, signer).to_json()``, the same bytes, without the detours
+    (the API's hot path)."""
+    payload = verdict.to_json()
+    sig = signer.sign(pae(VERDICT_PAYLOAD_TYPE, payload))
+    return fast_canonical_json(
+        {
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "payloadType": VERDICT_PAYLOAD_TYPE,
+            "signatures": [{"keyid": signer.key_id, "sig": base64.b64encode(sig).decode("ascii")}],
+        }
+    )
 
 
 def verify_verdict(

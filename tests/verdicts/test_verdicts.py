@@ -303,3 +303,14 @@ def test_verdict_app(world: LogWorld, tmp_path: Path) -> None:
         client.get("/v1/verdict", params={"sha256": sha}).content, key.public_key
     )
     assert fresh.verdict is VerdictKind.TAKEN_DOWN
+
+
+def test_fast_encoding_is_the_canonical_encoding() -> None:
+    from provenance.statements.canonical import canonical_json
+    from provenance.verdicts.signing import signed_verdict_json
+
+    v = _verdict(reasons=('Entfernt wegen Datenschutz: «Kontakte» – 联系人 "quoted" \\ ok',))
+    assert v.to_json() == canonical_json(v.to_dict())
+    key = KeySigner.generate()
+    assert signed_verdict_json(v, key) == sign_verdict(v, key).to_json()
+    assert verify_verdict(signed_verdict_json(v, key), key.public_key, now=T) == v
