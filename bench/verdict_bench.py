@@ -235,7 +235,10 @@ async def _httpx_load(
         await asyncio.gather(*(worker(client, i) for i in range(concurrency)))
         elapsed = time.monotonic() - start
     latencies.sort()
-    pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 3)  # noqa: E731
+
+    def pick(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 3)
+
     return {
         "tool": "httpx",
         "requests": len(latencies),

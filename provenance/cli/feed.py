@@ -1,4 +1,4 @@
-"""``apkprov feed init|publish|roots|renew-root|status``: the TUF feed for terminals.
+"""``apkprov feed init|publish|roots|renew-root|rotate|status``: the TUF feed for terminals.
 
 Thin over :mod:`provenance.feed`; the ceremony and the layout are in docs/terminal.md.
 """
@@ -108,6 +108,14 @@ def register(sub: Any) -> None:
     renew.add_argument("--offline-keys", required=True, type=Path, metavar="DIR")
     renew.set_defaults(func=run_renew_root)
 
+    rotate = verbs.add_parser(
+        "rotate", help="replace an online key (feed, snapshot, timestamp) using the offline keys"
+    )
+    rotate.add_argument("--dir", required=True, type=Path, help="repository folder")
+    rotate.add_argument("--offline-keys", required=True, type=Path, metavar="DIR")
+    rotate.add_argument("--role", required=True, choices=("feed", "snapshot", "timestamp"))
+    rotate.set_defaults(func=run_rotate)
+
     status = verbs.add_parser("status", help="versions and expiry of every role")
     status.add_argument("--dir", required=True, type=Path, help="repository folder")
     status.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -193,6 +201,12 @@ def run_roots(args: argparse.Namespace) -> int:
 def run_renew_root(args: argparse.Namespace) -> int:
     version = FeedRepository(args.dir).renew_root(args.offline_keys)
     print(f"signed root v{version}")
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    keyid = FeedRepository(args.dir).rotate_key(args.offline_keys, args.role)
+    print(f"new {args.role} key {keyid}; the old one is in keys/retired/")
     return 0
 
 

@@ -246,19 +246,23 @@ class FeedRepository:
         return out
 
     def _state(self) -> dict[str, int]:
-        """Latest versions; zeros before the first publish."""
+        """Latest versions (zeros before the first publish). The top-level targets
+        version is the newest written, which an offline ceremony may have added
+        since the last snapshot."""
+        targets = max(
+            (
+                int(p.name.split(".")[0])
+                for p in (self.public / METADATA_DIR).glob("*.targets.json")
+            ),
+            default=1,
+        )
         try:
             md = self.current()
         except InputError:
-            targets = max(
-                (
-                    int(p.name.split(".")[0])
-                    for p in (self.public / METADATA_DIR).glob("*.targets.json")
-                ),
-                default=1,
-            )
             return {"timestamp": 0, "snapshot": 0, FEED_ROLE: 0, "targets": targets}
-        return {role: m.signed.version for role, m in md.items()}
+        state = {role: m.signed.version for role, m in md.items()}
+        state["targets"] = targets
+        return state
 
     # ---------------------------------------------------------------- publish
 
@@ -377,6 +381,41 @@ class FeedRepository:
         root.expires = now + self.expiry.of("root")
         self._write_root(root, [load_key(Path(offline_dir), "root")])
         return root.version
+
+    def rotate_key(
+        self, offline_dir: str | os.PathLike[str], role: str, *, now: datetime | None = None
+    ) -> str:
+        """Replace an online role's key (after a leak, or routinely); returns the new key ID.
+
+        ``snapshot``/``timestamp`` keys are listed in root (signed with the offline
+        root key), the ``feed`` key in the targets delegation (offline targets key).
+        The old key file is kept as ``keys/retired/<role>.<keyid>.key``; the state is
+        re-signed with the new key at once, so terminals stop trusting the old one on
+        their next refresh.
+        """
+        if role not in ONLINE_ROLES:
+            raise InputError(f"only online keys rotate here ({', '.join(ONLINE_ROLES)})")
+        now = now or _now()
+        offline = Path(offline_dir)
+        old = load_key(self.keys, role)
+        authority = load_key(offline, "root" if role != FEED_ROLE else "targets")
+        retired = self.keys / "retired"
+        retired.mkdir(exist_ok=True)
+        os.replace(self.keys / f"{role}.key", retired / f"{role}.{old.public_key.keyid}.key")
+        new = generate_key(self.keys, role)
+        if role == FEED_ROLE:
+            state = self._state()
+            self._write_targets(state["targets"] + 1, self.trust_roots(), authority, new, now)
+        else:
+            root = self._load("root.json").signed
+            assert isinstance(root, Root)
+            root.revoke_key(old.public_key.keyid, role)
+            root.add_key(new.public_key, role)
+            root.version += 1
+            root.expires = now + self.expiry.of("root")
+            self._write_root(root, [authority])
+        self.publish(None, now=now)
+        return str(new.public_key.keyid)
 
     def trust_roots(self) -> TrustRoots:
         """The trust roots currently published."""

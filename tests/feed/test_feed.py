@@ -10,7 +10,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -312,11 +312,29 @@ def test_root_is_needed_once_and_roots_can_change(setup: Setup, tmp_path: Path) 
         cache = tmp_path / "cache"
         FeedClient(cache, server.url, root=setup.root_json).refresh()
         version = repo.renew_root(setup.offline)
-        roots = repo.trust_roots()
+        new_key = KeySigner.generate().public_key
+        roots = replace(
+            repo.trust_roots(),
+            verdict_key=new_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo),
+        )
         assert repo.set_roots(setup.offline, roots) == 2
         client = FeedClient(cache, server.url)
         client.refresh()
         assert client.updater._trusted_set.root.version == version == 2
         assert client.roots == roots
+        assert client.roots.verdict_public_key() == new_key
+        # online keys rotate with the offline keys; terminals follow on their next refresh
+        for role in ("feed", "timestamp"):
+            repo.rotate_key(setup.offline, role)
+        assert len(list((repo.keys / "retired").iterdir())) == 2
+        result = FeedClient(cache, server.url).check(_apk("repo__com.politedroid_5.apk"))
+        assert result.verdict is VerdictKind.TAKEN_DOWN
+        # ... and a state signed with a retired key is refused
+        stale = repo.keys / "retired"
+        (old_ts,) = stale.glob("timestamp.*.key")
+        shutil.copyfile(old_ts, repo.keys / "timestamp.key")
+        repo.publish(None)
+        with pytest.raises(FeedTampered, match="not signed by the trusted keys"):
+            FeedClient(cache, server.url).refresh()
     finally:
         server.close()

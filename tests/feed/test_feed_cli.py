@@ -67,6 +67,9 @@ def test_operator_and_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert status["feed"]["version"] == 3 and not status["timestamp"]["expired"]
     assert main(["feed", "roots", "--dir", str(repo), *common]) == 0
     assert main(["feed", "renew-root", "--dir", str(repo), "--offline-keys", str(offline)]) == 0
+    rotate = ["feed", "rotate", "--dir", str(repo), "--offline-keys", str(offline)]
+    assert main([*rotate, "--role", "snapshot"]) == 0
+    assert main([*rotate, "--role", "feed"]) == 0
     capsys.readouterr()
 
     server = Server(repo / "public")

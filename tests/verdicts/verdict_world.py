@@ -7,6 +7,7 @@ witnesses, so proofs built from this log satisfy a 2-of-2 witness policy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,7 +143,9 @@ class LogWorld:
         pred = release_predicate(apk, developer="acme", developer_registration=dev_ref)
         return self.append(RELEASE, pred, "acme"), pred
 
-    def shelve(self, release_ref: LogRef, release: dict[str, Any], sdks: list[str] = ()) -> LogRef:  # type: ignore[assignment]
+    def shelve(
+        self, release_ref: LogRef, release: dict[str, Any], sdks: Sequence[str] = ()
+    ) -> LogRef:
         return self.append(
             SHELVING,
             {
