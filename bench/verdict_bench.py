@@ -64,7 +64,7 @@ def build_index(path: Path, apps: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     signer = KeySigner.generate()
     index = VerdictIndex.open(path)
-    index._set_origin("bench.example/log")
+    index.bind_origin("bench.example/log")
     ref = LogRef(0, b"\0" * 32).to_dict()
     entries: list[bytes] = []
     queries: list[str] = []

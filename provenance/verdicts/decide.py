@@ -217,16 +217,18 @@ def decide_package(
             )
         listed = ", ".join(_short(c) for c in known[:4])
         sources = sorted({src for s in record.signers for src in s.sources})
+        reasons = [
+            _line(
+                f"{package} is signed by its developer with certificate {listed}; "
+                "this copy is signed with another certificate, so it does not come "
+                "from the developer."
+            )
+        ]
+        if sources:
+            reasons.append(_line(f"Vouched for by: {', '.join(sources[:6])}."))
         return Decision(
             VerdictKind.COUNTERFEIT,
-            (
-                _line(
-                    f"{package} is signed by its developer with certificate {listed}; "
-                    "this copy is signed with another certificate, so it does not come "
-                    "from the developer."
-                ),
-                *(_line(f"Vouched for by: {', '.join(sources[:6])}.") for _ in (0,) if sources),
-            ),
+            tuple(reasons),
             _refs(r for s in record.signers for r in s.refs[:2]),
             changes,
             subject,

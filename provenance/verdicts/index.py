@@ -190,7 +190,7 @@ class VerdictIndex:
         """
         from provenance.log.tiles import TILE_WIDTH, Tile
 
-        self._set_origin(log.origin)
+        self.bind_origin(log.origin)
         size = log.tree().size
         start = self.size
         done = 0
@@ -204,7 +204,9 @@ class VerdictIndex:
             start = first + len(bundle)
         return done
 
-    def _set_origin(self, origin: str) -> None:
+    def bind_origin(self, origin: str) -> None:
+        """Record which log the index replays (refs without ``log`` are to it); an
+        index bound to one log refuses another."""
         current = self._meta("origin")
         if current is None:
             with self._conn() as conn:

@@ -314,3 +314,28 @@ def test_fast_encoding_is_the_canonical_encoding() -> None:
     key = KeySigner.generate()
     assert signed_verdict_json(v, key) == sign_verdict(v, key).to_json()
     assert verify_verdict(signed_verdict_json(v, key), key.public_key, now=T) == v
+
+
+def test_verdict_bench_plumbing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/verdict_bench.py: its synthetic index and its uvicorn app factory work."""
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    import verdict_bench
+
+    queries = verdict_bench.build_index(tmp_path / "v.db", 40, seed=3)
+    assert len(queries) == 84
+    key = KeySigner.generate()
+    (tmp_path / "k.pem").write_bytes(key.private_pem())
+    (tmp_path / "k.pem").chmod(0o600)
+    monkeypatch.setenv("VERDICT_DB", str(tmp_path / "v.db"))
+    monkeypatch.setenv("VERDICT_KEY", str(tmp_path / "k.pem"))
+    client = _Client(verdict_bench.make_app())
+    kinds = set()
+    for q in queries:
+        r = client.get(q)
+        assert r.status_code == 200, q
+        kinds.add(verify_verdict(r.content, key.public_key).verdict)
+    assert VerdictKind.TRUSTED in kinds and VerdictKind.UNKNOWN in kinds
+    sys.modules.pop("verdict_bench", None)
