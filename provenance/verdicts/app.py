@@ -1,8 +1,8 @@
 """The verdict API as an ASGI app: ``GET /v1/verdict`` answers with a signed verdict.
 
-``verdict_app(index, signer)`` returns a Starlette app to mount (``apkprov serve``
-mounts it at ``/``; it serves ``/v1/verdict`` and ``/v1/verdict-key``) or to run on
-its own (the benchmark does). Queries:
+``verdict_app(index, signer)`` returns a Starlette app serving ``/v1/verdict`` and
+``/v1/verdict-key``, for the HTTP service to mount, or to run on its own (the
+benchmark does). Queries:
 
 * ``?sha256=<hex>`` -- this very file;
 * ``?package=<name>&cert=<hex>[&version_code=<n>]`` -- the app as installed.
