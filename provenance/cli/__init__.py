@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "serve": "provenance.cli.serve",
     "trace": "provenance.cli.trace",
     "actor": "provenance.cli.actor",
+    "takedown": "provenance.cli.takedown",
     "feed": "provenance.cli.feed",
     "terminal": "provenance.cli.terminal",
 }

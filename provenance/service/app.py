@@ -243,4 +243,9 @@ def service_app(service: Service, *, close_on_shutdown: bool = True) -> Starlett
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.redirect_slashes = False
+    # The web view for access providers and platforms (provenance.web) under /ui: a
+    # middleware rather than a route, because it is HTML, not part of the API above.
+    from provenance.web.mount import WebMount
+
+    app.add_middleware(WebMount, service=service)
     return app
