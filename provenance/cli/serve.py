@@ -54,6 +54,19 @@ def register(sub: Any) -> None:
         "--reindex", action="store_true", help="rebuild the trace index from the log at start"
     )
     p.add_argument(
+        "--verdict-key",
+        metavar="URI",
+        help="serve signed verdicts for terminals (GET /v1/verdict) signed with this key "
+        "(file:… or pkcs11:…; docs/terminal.md)",
+    )
+    p.add_argument(
+        "--verdict-sync",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between verdict-index updates from the log (default 2)",
+    )
+    p.add_argument(
         "--sigstore-trusted-root",
         metavar="FILE",
         help="Sigstore trusted_root.json: verify build-provenance bundles of releases offline",
@@ -112,7 +125,7 @@ def run_serve(args: argparse.Namespace) -> int:
             service.log.sequencer.cosigner = PolicyCosigner(
                 policy, tile_proof_provider(service.log.tiles)
             )
-        app = service_app(service)
+        app = service_app(service, extra_routes=_verdict_routes(args, service))
         print(
             f"apkprov: serving {service.log.origin} on http://{args.host}:{args.port}/ "
             f"({service.index.count()} statements, {len(service.submitter.registry)} actors)",
@@ -148,3 +161,39 @@ def _sigstore_policy(args: argparse.Namespace) -> Any:
         identities=tuple(identities),
         require=args.require_build_provenance,
     )
+
+
+def _verdict_routes(args: argparse.Namespace, service: Any) -> list[Any]:
+    """The terminal verdict API over DATA/verdicts.db, kept in step with the log.
+
+    The index is rebuilt from log statements (releases, inspections, takedowns) by a
+    background thread every ``--verdict-sync`` seconds, so a takedown accepted by
+    this service reaches terminals' online lookups within that delay.
+    """
+    if not args.verdict_key:
+        return []
+    import threading
+    import time
+    from pathlib import Path
+
+    from starlette.routing import Route
+
+    from provenance.statements import open_signer
+    from provenance.verdicts import VerdictIndex, verdict_app
+
+    if args.verdict_sync <= 0:
+        raise InputError("--verdict-sync must be positive")
+    index = VerdictIndex.open(Path(args.dir) / "verdicts.db")
+    index.sync(service.log)
+    app = verdict_app(index, open_signer(args.verdict_key))
+
+    def follow() -> None:
+        while True:
+            time.sleep(args.verdict_sync)
+            try:
+                index.sync(service.log)
+            except Exception as e:  # keep serving the last good state; say why
+                print(f"apkprov: verdict index not updated: {e}", file=sys.stderr)
+
+    threading.Thread(target=follow, name="verdict-sync", daemon=True).start()
+    return [Route("/v1/verdict", app), Route("/v1/verdict-key", app)]

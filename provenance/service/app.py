@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from provenance.errors import InputError, ProvenanceError
 from provenance.log.log import NotInLogError
@@ -118,9 +118,18 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def service_app(service: Service, *, close_on_shutdown: bool = True) -> Starlette:
+def service_app(
+    service: Service,
+    *,
+    close_on_shutdown: bool = True,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
     """The ASGI app for ``service``; it closes the service when the server stops
-    (integrating what was appended) unless ``close_on_shutdown`` is false."""
+    (integrating what was appended) unless ``close_on_shutdown`` is false.
+
+    ``extra_routes`` are served ahead of the API's own (``apkprov serve`` adds the
+    terminal verdict API there when a verdict key is configured).
+    """
     settings = service.settings
     log = service.log
     spec = json.dumps(openapi_spec(settings.max_body), indent=1).encode()
@@ -226,6 +235,7 @@ def service_app(service: Service, *, close_on_shutdown: bool = True) -> Starlett
         return Response(spec, 200, media_type=_JSON)
 
     routes = [
+        *extra_routes,
         Route("/v1/statements", submit, methods=["POST"]),
         Route("/v1/trace", trace, methods=["GET"]),
         Route("/v1/actors", actors, methods=["GET"]),

@@ -182,3 +182,78 @@ def test_serve_refuses_bad_setups(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["serve", "--dir", str(tmp_path / "none"), "--root-key", "x"]) == 2
     assert main(["serve", "--dir", str(directory), "--root-key", str(directory / "log.json")]) == 2
     capsys.readouterr()
+
+
+def test_serve_with_verdict_key(tmp_path: Path) -> None:
+    """`apkprov serve --verdict-key`: terminals' signed verdicts come from the same process."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from provenance.verdicts import Query, verify_verdict
+
+    directory, _ = _new_log("sqlite", tmp_path)
+    root_pem = tmp_path / "root.pem"
+    root_pem.write_bytes(
+        KeySigner.generate().public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "verdict.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "provenance",
+            "serve",
+            "--dir",
+            str(directory),
+            "--port",
+            str(port),
+            "--root-key",
+            str(root_pem),
+            "--verdict-key",
+            f"file:{key_file}",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/v1/status", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "apkprov serve did not start"
+            time.sleep(0.05)
+        sha = "ab" * 32
+        resp = httpx.get(url + "/v1/verdict", params={"sha256": sha})
+        assert resp.status_code == 200, resp.text
+        verdict = verify_verdict(resp.content, key.public_key(), query=Query(apk_sha256=sha))
+        assert verdict.verdict == "unknown"
+        assert httpx.get(url + "/v1/verdict", params={"sha256": "zz"}).status_code == 400
+        assert httpx.get(url + "/v1/verdict-key").json()["keyid"]
+        # the service's own API is still there
+        assert httpx.get(url + "/v1/status").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert (directory / "verdicts.db").exists()
