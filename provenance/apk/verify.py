@@ -29,11 +29,9 @@ from provenance.apk.digests import DigestCache
 from provenance.apk.issues import Issue, IssueList
 from provenance.apk.result import V1, V2, V3, V4, V31, SchemeResult, StampResult
 from provenance.apk.signing_block import SignatureNotFound
-from provenance.apk.stamp import jar_manifest_digests, verify_source_stamp
 from provenance.apk.v1 import verify_v1
 from provenance.apk.v2 import verify_v2
 from provenance.apk.v3 import MIN_SDK_WITH_V31_SUPPORT, verify_v3
-from provenance.apk.v4 import check_v4, verify_v4
 from provenance.apk.zip import ApkFile, ZipFormatError
 from provenance.errors import ApkFormatError, InputError
 
@@ -279,6 +277,8 @@ def _verify(
             if result.contains_errors:
                 return
         if v4_file is not None:
+            from provenance.apk.v4 import verify_v4  # only with an .idsig: keep start-up lean
+
             r4 = verify_v4(apk, str(v4_file))
             found.add(VERSION_V4)
             _merge(result, r4)
@@ -295,10 +295,6 @@ def _verify(
     if min_sdk < SDK_N or not found:
         r1 = verify_v1(apk, min_sdk, max_sdk, names, found)
         _merge(result, r1)
-        try:
-            scheme_digests[VERSION_JAR] = jar_manifest_digests(apk)
-        except ZipFormatError as e:
-            raise ApkFormatError(f"Failed to read APK: {e}") from None
     if result.contains_errors:
         return
 
@@ -354,6 +350,14 @@ def _verify_stamp(
     rec = apk.find(STAMP_CERT_ENTRY)
     if rec is None:
         return
+    # Only stamped APKs need the stamp verifier (start-up matters for one-shot use).
+    from provenance.apk.stamp import jar_manifest_digests, verify_source_stamp
+
+    if V1 in result.schemes:  # the stamp signs the v1 digest only when v1 was checked
+        try:
+            scheme_digests[VERSION_JAR] = jar_manifest_digests(apk)
+        except ZipFormatError as e:
+            raise ApkFormatError(f"Failed to read APK: {e}") from None
     try:
         cert_digest = apk.read_entry(rec, limit=1 << 16)
         result.source_stamp = verify_source_stamp(
@@ -403,6 +407,8 @@ def _cross_check(result: ApkVerificationResult) -> None:
                 result.error("V3_SIG_PAST_SIGNERS_MISMATCH")
 
     if result.verified_using(V4):
+        from provenance.apk.v4 import check_v4
+
         check_v4(
             result,
             result.schemes[V4],
