@@ -747,8 +747,8 @@ class Story:
         server = AppServer(verdict_app(readonly, signer, cache_seconds=0))
         self._stops.append(server.stop)
         self.verdict_url = server.url
-        self.say(f"online   {self.verdict_url}/v1/verdict answers from the same index, each answer")
-        self.say("         signed with the verdict key (examples/story/keys/verdict-service)")
+        self.say(f"online   {self.verdict_url}/v1/verdict answers from the same index, signed")
+        self.say("         with the verdict key, as `apkprov serve --verdict-key` does")
 
     def online_verdict(self, name: str) -> str:
         """What a terminal with network gets: a signed verdict, checked before use."""
@@ -1034,16 +1034,18 @@ class Story:
         self.say(f"The data is kept in {self.dir} (delete it when done).", wrap=False)
         self.say("To browse it -- Tiny App's chain and the log -- run, from the repository root:")
         cmd = (
-            f".venv/bin/apkprov serve --dir {self.dir / 'log'} "
-            "--root-key keys/statements-dev/registry-root.pub.pem --port 8080"
+            f".venv/bin/apkprov serve --dir {self.dir / 'log'} --port 8080 \\\n"
+            "      --root-key keys/statements-dev/registry-root.pub.pem \\\n"
+            "      --verdict-key file:examples/story/keys/verdict-service.key.pem"
         )
-        print(f"    {cmd}", file=self.out)
+        print(textwrap.indent(cmd, "    "), file=self.out)
         if any(what.startswith("Web view") for what, _why in r.skipped):
             self.say(f"and open http://127.0.0.1:8080/v1/trace?package={TINY} (JSON)", wrap=False)
             self.say("(the API is listed at /openapi.json; Ctrl-C stops the service).")
         else:
             self.say(f"and open http://127.0.0.1:8080/ui/?kind=package&q={TINY}", wrap=False)
-            self.say("(the log status is at /ui/log, the API at /openapi.json; Ctrl-C stops it).")
+            self.say("(the log status is at /ui/log, signed verdicts at /v1/verdict?sha256=…, the")
+            self.say("API at /openapi.json; Ctrl-C stops it).")
         self.say()
         if not r.ok:
             self.say("The whole story did NOT behave as expected.")
