@@ -484,9 +484,18 @@ def test_hostile_statements_only_raise_provenance_errors(world: World) -> None:
             outcomes[type(e).__name__] = outcomes.get(type(e).__name__, 0) + 1
     assert outcomes.get("StatementFormatError", 0) > 300
     good = world.sign(statement(RELEASE), "acme")
+    original = Envelope.from_json(good)
     for _ in range(300):
         raw = bytearray(good)
         for _ in range(rng.randint(1, 4)):
             raw[rng.randrange(len(raw))] = rng.randrange(256)
+        try:
+            same = Envelope.from_json(bytes(raw)) == original
+        except ProvenanceError:
+            same = False
+        if same:
+            # e.g. a flip in base64 padding bits or JSON whitespace: the same signed
+            # statement, which the log stores re-encoded canonically; not a forgery.
+            continue
         with pytest.raises(ProvenanceError):
             _accept(world, bytes(raw))
