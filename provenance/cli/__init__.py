@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "trace": "provenance.cli.trace",
     "actor": "provenance.cli.actor",
     "takedown": "provenance.cli.takedown",
+    "statement": "provenance.cli.statement",
     "feed": "provenance.cli.feed",
     "terminal": "provenance.cli.terminal",
 }
