@@ -9,9 +9,13 @@ listing declares) → ``taken_down``; an inspector's latest inspection naming a
 verdict → that verdict (the worst, when inspectors disagree); a failed inspection
 naming none → ``unknown`` (trust is withdrawn, the kind is not guessed); a release or
 shelving → ``trusted``; otherwise ``unknown``. Per package and signer: an app
-takedown → ``taken_down``; a certificate nobody vouched for, on a package whose
-signers are known → ``counterfeit``; a vouched certificate → ``trusted`` (or, with a
-version, the worst verdict of the files of that version).
+takedown → ``taken_down``; a certificate that is not one of the package's allowed
+signers, on a package whose allowed signers are known → ``counterfeit``; an allowed
+signer → ``trusted`` (or, with a version, the worst verdict of the files of that
+version). The allowed signers are the certificates developer registrations register
+for the package, as :meth:`~provenance.verdicts.index.VerdictIndex.package_record`
+collects them: a release by a developer the certificate is not registered to (for
+that package) vouches for nothing.
 """
 
 from __future__ import annotations
@@ -217,11 +221,14 @@ def decide_package(
             )
         listed = ", ".join(_short(c) for c in known[:4])
         sources = sorted({src for s in record.signers for src in s.sources})
+        developers = sorted({d for s in record.signers for d in s.developers})
+        by = f" by {', '.join(developers[:4])}" if developers else ""
+        signed = _short(cert) if cert != OTHER_CERT else "another certificate"
         reasons = [
             _line(
-                f"{package} is signed by its developer with certificate {listed}; "
-                "this copy is signed with another certificate, so it does not come "
-                "from the developer."
+                f"Signed by {signed}, not by a key registered for {package}{by} "
+                f"({listed}): this copy is signed with another certificate, so it does "
+                "not come from the developer."
             )
         ]
         if sources:

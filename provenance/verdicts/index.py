@@ -321,10 +321,10 @@ class VerdictIndex:
         elif ptype == DEVELOPER_REGISTRATION:
             conn.executemany(
                 "INSERT OR IGNORE INTO dev_certs VALUES (?, ?, ?, ?, ?)",
-                [
+                [  # package "" : a certificate registered without naming its packages
                     (c["sha256"], pkg, idx, p["developer"], p["verified_by"])
                     for c in p["signer_certificates"]
-                    for pkg in c.get("packages", ())
+                    for pkg in c.get("packages") or ("",)
                 ],
             )
         return True
@@ -454,39 +454,82 @@ class VerdictIndex:
         return ApkRecord(sha256, package, version_code, certs, vouches, inspections, takedowns)
 
     def package_record(self, package: str) -> PackageRecord | None:
-        """What the log says about a package: vouched signers and app takedowns."""
+        """What the log says about a package: its allowed signers and app takedowns.
+
+        A certificate is an allowed signer of ``package`` only if a developer
+        registration (signed by the verifying platform or regulator) registers it to
+        a developer for that package, and it vouches only for that developer's
+        releases: a developer registration that lists the certificate with
+        ``packages`` naming the package, or -- when no registration names the
+        package at all -- one that lists the certificate without naming packages.
+        A release by a developer whose registration does not cover the package, or
+        signed with a certificate the developer did not register, vouches for
+        nothing here (the file itself is still described by its APK record).
+        """
         conn = self._conn()
+        registered: dict[tuple[str, str], list[tuple[int, str, bytes]]] = {}
+        query = (
+            "SELECT d.cert, d.developer, d.idx, d.verified_by, e.leaf_hash "
+            "FROM dev_certs d JOIN entries e ON e.idx = d.idx WHERE d.package = ? {} "
+            "ORDER BY d.idx DESC"
+        )
+        rows = conn.execute(query.format(""), (package,)).fetchall()
+        named = bool(rows)
+        if not named:  # nobody named the package: the certificates registered for none
+            rows = conn.execute(
+                query.format(
+                    "AND d.cert IN (SELECT c.cert FROM apks a JOIN apk_certs c "
+                    "ON c.sha256 = a.sha256 WHERE a.package = ?)"
+                ),
+                ("", package),
+            ).fetchall()
+        for cert, developer, idx, verified_by, leaf in rows:
+            registered.setdefault((cert, developer), []).append((idx, verified_by, bytes(leaf)))
         signers: dict[str, dict[str, Any]] = {}
 
         def note(cert: str) -> dict[str, Any]:
-            return signers.setdefault(cert, {"versions": {}, "refs": [], "sources": []})
+            return signers.setdefault(
+                cert, {"versions": {}, "refs": [], "sources": [], "developers": []}
+            )
 
-        for cert, vc, sha, idx, kind, actor, leaf in conn.execute(
+        files = conn.execute(
             "SELECT c.cert, a.version_code, a.sha256, v.idx, v.kind, v.actor, e.leaf_hash "
             "FROM apks a JOIN apk_certs c ON c.sha256 = a.sha256 "
             "JOIN vouches v ON v.sha256 = a.sha256 JOIN entries e ON e.idx = v.idx "
             "WHERE a.package = ? ORDER BY v.idx DESC",
             (package,),
-        ):
+        ).fetchall()
+        allowed = {cert for cert, _ in registered}
+        released: set[tuple[str, str]] = set()
+        for cert, vc, sha, idx, kind, actor, leaf in files:
+            if cert not in allowed:
+                continue  # nobody registered this certificate for the package
+            if kind == "release" and (cert, actor) not in registered:
+                continue  # released by a developer the certificate is not registered to
+            if kind == "release":
+                released.add((cert, actor))
             n = note(cert)
             if vc is not None and sha not in n["versions"].setdefault(vc, []):
                 n["versions"][vc].append(sha)
             if kind == "release" and len(n["refs"]) < _MAX_SIGNER_REFS:
-                n["refs"].append(LogRef(idx, bytes(leaf)))
+                n["refs"].append(LogRef(idx, leaf))
             src = f"{kind} by {actor}"
             if src not in n["sources"]:
                 n["sources"].append(src)
-        for cert, idx, developer, verified_by, leaf in conn.execute(
-            "SELECT d.cert, d.idx, d.developer, d.verified_by, e.leaf_hash FROM dev_certs d "
-            "JOIN entries e ON e.idx = d.idx WHERE d.package = ? ORDER BY d.idx DESC",
-            (package,),
+        for (cert, developer), regs in sorted(
+            registered.items(), key=lambda item: -max(r[0] for r in item[1])
         ):
+            if not named and (cert, developer) not in released:
+                continue  # registered for no package, and never released this one
             n = note(cert)
-            if len(n["refs"]) < _MAX_SIGNER_REFS + 1:
-                n["refs"].append(LogRef(idx, bytes(leaf)))
-            src = f"{developer}, registered by {verified_by}"
-            if src not in n["sources"]:
-                n["sources"].append(src)
+            if developer not in n["developers"]:
+                n["developers"].append(developer)
+            for idx, verified_by, leaf in regs:
+                if len(n["refs"]) < _MAX_SIGNER_REFS + 1:
+                    n["refs"].append(LogRef(idx, leaf))
+                src = f"{developer}, registered by {verified_by}"
+                if src not in n["sources"]:
+                    n["sources"].append(src)
         takedowns = self._takedowns(conn, "t.scope = 'app' AND t.package = ?", (package,))
         if not signers and not takedowns:
             known = conn.execute("SELECT 1 FROM apks WHERE package = ? LIMIT 1", (package,))
@@ -500,6 +543,7 @@ class VerdictIndex:
                     {vc: tuple(shas) for vc, shas in n["versions"].items()},
                     tuple(n["refs"]),
                     tuple(n["sources"]),
+                    tuple(n["developers"]),
                 )
                 for cert, n in sorted(signers.items())
             ),
@@ -545,7 +589,7 @@ class VerdictIndex:
         for (p,) in self._conn().execute(
             "SELECT package FROM apks WHERE package IS NOT NULL UNION "
             "SELECT package FROM takedowns WHERE package IS NOT NULL UNION "
-            "SELECT package FROM dev_certs ORDER BY 1"
+            "SELECT package FROM dev_certs WHERE package != '' ORDER BY 1"
         ):
             yield str(p)
 

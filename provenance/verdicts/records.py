@@ -233,12 +233,18 @@ class ApkRecord:
 
 @dataclass(frozen=True)
 class SignerNote:
-    """A certificate vouched for as the package's signer, and the versions it signed."""
+    """A certificate vouched for as the package's signer, and the versions it signed.
+
+    Only a certificate some developer registered for the package counts (see
+    :meth:`provenance.verdicts.index.VerdictIndex.package_record`); ``developers``
+    are the developers it is registered to.
+    """
 
     cert: str
     versions: dict[int, tuple[str, ...]]  # version_code -> APK SHA-256s
     refs: tuple[LogRef, ...]
     sources: tuple[str, ...]  # who vouches: "release by acme", "registered by store"
+    developers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -246,6 +252,7 @@ class SignerNote:
             "versions": {str(vc): list(shas) for vc, shas in sorted(self.versions.items())},
             "refs": [r.to_dict() for r in self.refs],
             "sources": list(self.sources),
+            "developers": list(self.developers),
         }
 
     @classmethod
@@ -258,6 +265,9 @@ class SignerNote:
             {int(k): tuple(_str({"s": s}, "s", 64) for s in v) for k, v in versions.items()},
             tuple(_ref(r) for r in _list(obj, "refs")),
             tuple(_str({"s": s}, "s") for s in _list(obj, "sources")),
+            tuple(_str({"d": d}, "d") for d in _list(obj, "developers", 64))
+            if "developers" in obj
+            else (),
         )
 
 

@@ -20,6 +20,7 @@ from provenance.statements import KeySigner, LogRef
 from provenance.statements.dsse import Envelope
 from provenance.verdicts import (
     OTHER_CERT,
+    PackageRecord,
     Query,
     StaleVerdictError,
     Verdict,
@@ -232,6 +233,95 @@ def test_index_app_and_sdk_takedowns(world: LogWorld, tmp_path: Path) -> None:
     )
 
 
+# ------------------------------------------------- who may sign a package: registrations
+
+STRANGER = "c0" * 32
+
+
+def test_package_signers_are_keys_registered_for_the_package(tmp_path: Path) -> None:
+    """A release vouches for its certificate on a package only if the releasing
+    developer's registration lists that certificate for that package."""
+    w = LogWorld(tmp_path / "w")
+    w.add_actor("copycat", "developer")
+    apk = _apk("repo__com.politedroid_6.apk")
+    cert = verify_apk(apk).signer_certs[0].sha256
+    rel, _ = w.release(apk, w.register_developer([cert], "com.politedroid"))
+    # a registered stranger, whose registration names no app, releases the package
+    stranger = w.register_developer([STRANGER], None, developer="copycat")
+    fake_rel, fake = w.release(apk, stranger, "copycat", cert=STRANGER)
+    # ... and with a certificate it never registered
+    w.release(apk, stranger, "copycat", cert="c3" * 32)
+    # the legitimate developer, with a certificate it did not register
+    w.release(apk, w.register_developer([cert], "com.politedroid"), cert="ac" * 32)
+    index = VerdictIndex.open(tmp_path / "v.db")
+    w.integrate()
+    index.sync(w.log)
+    app = Query(package="com.politedroid", cert_sha256=cert)
+
+    legit = index.lookup(app)
+    assert legit.verdict is VerdictKind.TRUSTED
+    assert "release by copycat" not in legit.reasons[0] and "acme" in legit.reasons[0]
+    assert index.lookup(replace(app, version_code=6)).verdict is VerdictKind.TRUSTED
+
+    fake_app = index.lookup(replace(app, cert_sha256=STRANGER))
+    assert fake_app.verdict is VerdictKind.COUNTERFEIT
+    assert fake_app.reasons[0].startswith(
+        f"Signed by {STRANGER[:16]}…, not by a key registered for com.politedroid by acme"
+    )
+    assert fake_app.subject["signer_certificates"] == [cert]  # not the stranger's
+    assert rel in fake_app.evidence and fake_rel not in fake_app.evidence
+    assert index.lookup(replace(app, cert_sha256=STRANGER, version_code=6)).verdict is (
+        VerdictKind.COUNTERFEIT
+    )
+    for other in ("c3" * 32, "ac" * 32):  # unregistered certificates, whoever released
+        assert index.lookup(replace(app, cert_sha256=other)).verdict is VerdictKind.COUNTERFEIT
+
+    record = index.package_record("com.politedroid")
+    assert record is not None
+    assert [s.cert for s in record.signers] == [cert]
+    assert record.signers[0].developers == ("acme",)
+    assert not any("copycat" in src for src in record.signers[0].sources)
+    assert PackageRecord.from_dict(record.to_dict()) == record  # the feed carries it
+    assert fake["apk"]["sha256"] not in {
+        x for s in record.signers for v in s.versions.values() for x in v
+    }
+    w.close()
+
+
+def test_registrations_that_name_no_package(tmp_path: Path) -> None:
+    """A certificate registered without packages vouches for its developer's releases of
+    a package nobody registered by name; once someone does, only theirs count."""
+    w = LogWorld(tmp_path / "w")
+    w.add_actor("copycat", "developer")
+    w.add_actor("other", "developer")
+    apk = _apk("repo__com.politedroid_6.apk")
+    cert = verify_apk(apk).signer_certs[0].sha256
+    index = VerdictIndex.open(tmp_path / "v.db")
+    app = Query(package="com.politedroid", cert_sha256=cert)
+
+    def verdict(c: str) -> VerdictKind:
+        w.integrate()
+        index.sync(w.log)
+        return index.lookup(replace(app, cert_sha256=c)).verdict
+
+    # registered for another app only: its release of this one vouches for nothing
+    elsewhere = w.register_developer(["c1" * 32], "org.other.app", developer="other")
+    w.release(apk, elsewhere, "other", cert="c1" * 32)
+    assert verdict("c1" * 32) is VerdictKind.UNKNOWN
+    # registered without naming apps, and nobody names com.politedroid: trusted
+    w.release(
+        apk, w.register_developer([STRANGER], None, developer="copycat"), "copycat", cert=STRANGER
+    )
+    assert verdict(STRANGER) is VerdictKind.TRUSTED
+    assert verdict("c1" * 32) is VerdictKind.COUNTERFEIT
+    # a registration that names the package takes over
+    w.release(apk, w.register_developer([cert], "com.politedroid"))
+    assert verdict(cert) is VerdictKind.TRUSTED
+    assert verdict(STRANGER) is VerdictKind.COUNTERFEIT
+    assert "com.politedroid" in list(index.packages()) and "" not in list(index.packages())
+    w.close()
+
+
 def test_index_skips_what_it_does_not_understand(tmp_path: Path) -> None:
     index = VerdictIndex.open(tmp_path / "v.db")
     assert (
@@ -266,6 +356,9 @@ def test_verdict_app(world: LogWorld, tmp_path: Path) -> None:
     cert = verify_apk(apk).signer_certs[0].sha256
     writer = VerdictIndex.open(tmp_path / "v.db")
     _sync(world, writer)
+    if writer.apk_record(sha) is None:  # run alone (or on another xdist worker)
+        world.release(apk, world.register_developer([cert], "com.politedroid"))
+        _sync(world, writer)
     reader = VerdictIndex.open(tmp_path / "v.db", readonly=True)
     key = KeySigner.generate()
     client = _Client(verdict_app(reader, key, cache_seconds=60))

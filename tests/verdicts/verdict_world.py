@@ -7,6 +7,7 @@ witnesses, so proofs built from this log satisfy a 2-of-2 witness policy.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -119,29 +120,55 @@ class LogWorld:
     def integrate(self) -> None:
         self.log.sequencer.integrate()
 
-    def register_developer(self, certs: list[str], package: str) -> LogRef:
+    def add_actor(self, actor_id: str, role: str) -> None:
+        """Register another actor (e.g. a second developer) with a fresh key."""
+        signer = KeySigner.generate()
+        self.signers[actor_id] = signer
+        actor = Actor(
+            actor_id, actor_id.title(), frozenset({role}), (ActorKey(signer.public_key, T0),)
+        )
+        self.append(ACTOR_REGISTRATION, actor.registration("registry-root"), "registry-root")
+
+    def register_developer(
+        self, certs: list[str], package: str | None, developer: str = "acme"
+    ) -> LogRef:
+        """The store verifies ``developer``; ``package=None`` names no packages."""
+        packages = {"packages": [package]} if package is not None else {}
         return self.append(
             DEVELOPER_REGISTRATION,
             {
                 "verified_by": "store",
-                "developer": "acme",
+                "developer": developer,
                 "identity": {
                     "kind": "organization",
-                    "legal_name": "ACME Software",
+                    "legal_name": f"{developer.title()} Software",
                     "country": "DE",
                     "verification_method": "business register",
                     "verified_at": format_time(T0),
                 },
-                "contact": {"email": "dev@acme.example"},
-                "signer_certificates": [{"sha256": c, "packages": [package]} for c in certs],
+                "contact": {"email": f"dev@{developer}.example"},
+                "signer_certificates": [{"sha256": c, **packages} for c in certs],
                 "rotations": [],
             },
             "store",
         )
 
-    def release(self, apk: Path, dev_ref: LogRef) -> tuple[LogRef, dict[str, Any]]:
-        pred = release_predicate(apk, developer="acme", developer_registration=dev_ref)
-        return self.append(RELEASE, pred, "acme"), pred
+    def release(
+        self,
+        apk: Path,
+        dev_ref: LogRef,
+        developer: str = "acme",
+        *,
+        cert: str | None = None,
+    ) -> tuple[LogRef, dict[str, Any]]:
+        """``developer`` releases ``apk``; with ``cert``, as if that certificate had
+        signed it (another file: the digest is derived from the certificate)."""
+        pred = release_predicate(apk, developer=developer, developer_registration=dev_ref)
+        if cert is not None:
+            pred["signer_certificates"] = [cert]
+            digest = hashlib.sha256(pred["apk"]["sha256"].encode() + bytes.fromhex(cert))
+            pred["apk"] = {**pred["apk"], "sha256": digest.hexdigest()}
+        return self.append(RELEASE, pred, developer), pred
 
     def shelve(
         self, release_ref: LogRef, release: dict[str, Any], sdks: Sequence[str] = ()
