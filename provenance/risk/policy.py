@@ -23,7 +23,9 @@ from provenance.risk.findings import Severity, Verdict
 from provenance.risk.rules import RULES
 
 SCHEMA = "apkprov.risk-policy/1"
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.toml"
+#: ``policies/default.toml`` of the repository; ``provenance/_policies`` links to that
+#: folder in the source tree, and wheels carry the files themselves there.
+DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "_policies" / "default.toml"
 MAX_POLICY_BYTES = 1 << 20
 
 _VERDICTS = (Verdict.COUNTERFEIT, Verdict.REPACKAGED, Verdict.HOT_SWAPPED)

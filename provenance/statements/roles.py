@@ -40,7 +40,7 @@ def default_role_policy_path() -> Path:
     env = os.environ.get(ENV_ROLE_POLICY)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "policies" / "roles.toml"
+    return Path(__file__).resolve().parents[1] / "_policies" / "roles.toml"  # see risk/policy.py
 
 
 @dataclass(frozen=True)
