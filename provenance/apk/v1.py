@@ -1156,15 +1156,12 @@ _PARALLEL_MIN_BYTES = 4 << 20
 
 
 def _digest_entry(apk: ApkFile, record: CdRecord, expected: Sequence[NamedDigest]) -> list[bytes]:
-    """Digests of one entry's uncompressed bytes, one per expected algorithm."""
-    hashers = [hashlib.new(_HASHLIB[d.algorithm]) for d in expected]
+    """Digests of one entry's uncompressed bytes, one per expected algorithm (cached on
+    the APK, so inspection's resource hashes reuse them)."""
     try:
-        for chunk in apk.iter_entry_chunks(record):
-            for h in hashers:
-                h.update(chunk)
+        return apk.entry_digests(record, [_HASHLIB[d.algorithm] for d in expected])
     except ApkFormatError as e:
         raise ApkFormatError(f"Malformed ZIP entry: {record.name}: {e}") from e
-    return [h.digest() for h in hashers]
 
 
 def _digest_entries(

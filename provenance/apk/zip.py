@@ -14,12 +14,13 @@ the file size before it is used, so hostile input costs bounded memory and time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
 import stat
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -110,6 +111,7 @@ class ApkFile:
             os.close(fd)
         self._sections: ZipSections | None = None
         self._records: list[CdRecord] | None = None
+        self._digests: dict[tuple[int, str], bytes] = {}
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> ApkFile:
@@ -121,6 +123,7 @@ class ApkFile:
         self.size = len(data)
         self._sections = None
         self._records = None
+        self._digests = {}
         return self
 
     def close(self) -> None:
@@ -192,6 +195,25 @@ class ApkFile:
             return bytes(raw)
         out = inflate_exact(raw, record.uncompressed_size, record.name)
         return out
+
+    def entry_digests(self, record: CdRecord, hash_names: Sequence[str]) -> list[bytes]:
+        """Digests (hashlib names) of an entry's uncompressed bytes, each computed once.
+
+        Signature verification (v1 digests every entry) and inspection (resource
+        hashes) read the same entries; this cache lets the second one skip the
+        inflation. Missing digests are computed together in one streamed pass.
+        Thread-safe: at worst two threads compute the same digest.
+        """
+        key = record.lfh_offset
+        missing = [n for n in dict.fromkeys(hash_names) if (key, n) not in self._digests]
+        if missing:
+            hashers = [hashlib.new(n) for n in missing]
+            for piece in self.iter_entry_chunks(record):
+                for h in hashers:
+                    h.update(piece)
+            for n, h in zip(missing, hashers, strict=True):
+                self._digests[(key, n)] = h.digest()
+        return [self._digests[(key, n)] for n in hash_names]
 
     def iter_entry_chunks(self, record: CdRecord, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Stream an entry's uncompressed bytes in chunks (bounded memory)."""

@@ -18,13 +18,12 @@ import dataclasses
 import hashlib
 import os
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
 from provenance.apk.dex import DexError, DexFile, DexLimits, open_dex_container
 from provenance.apk.manifest import MANIFEST_ENTRY_NAME, Manifest, parse_manifest
 from provenance.apk.verify import verify_apkfile
-from provenance.apk.zip import ApkFile, CdRecord, ZipFormatError, inflate_exact
+from provenance.apk.zip import ApkFile, CdRecord, ZipFormatError
 from provenance.errors import ApkFormatError, AxmlError, ProvenanceError
 from provenance.inspect.code_loading import code_loading_facts
 from provenance.inspect.dex_facts import DEX_NAME, class_fingerprint, dex_facts, dex_order_issue
@@ -70,10 +69,10 @@ def inspect_apkfile(apk: ApkFile, *, verify: bool = True) -> ApkFacts:
         raise ApkFormatError(f"{apk.path}: not a ZIP archive: {e}") from None
     if not any(r.name == MANIFEST_ENTRY_NAME for r in records):
         raise ApkFormatError(f"{apk.path}: not an APK: no {MANIFEST_ENTRY_NAME}")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        whole: Future[tuple[str, SigningFacts]] = pool.submit(_hash_and_verify, apk, verify)
-        facts = _Walk(apk, records).run()
-        sha256, signing = whole.result()
+    # Verification first: its v1 entry digests are cached on the APK and the walk's
+    # resource hashes reuse them, so each entry is inflated once.
+    sha256, signing = _hash_and_verify(apk, verify)
+    facts = _Walk(apk, records).run()
     return dataclasses.replace(
         facts,
         file=FileFacts(name=apk.path.name, size=apk.size, sha256=sha256),
@@ -116,20 +115,12 @@ class _Walk:
             return None
 
     def _hash(self, rec: CdRecord) -> str | None:
-        """SHA-256 of an entry's uncompressed bytes, streamed (stored: straight from the map)."""
+        """SHA-256 of an entry's uncompressed bytes (shared with v1 verification's digests)."""
         try:
             offset, size, compressed = self.apk.local_data_span(rec)
-            raw = self.apk.data[offset : offset + size]
-            if not compressed:
-                return hashlib.sha256(raw).hexdigest()
-            if rec.uncompressed_size <= _CHUNK:  # small: inflate in one call
-                return hashlib.sha256(
-                    inflate_exact(raw, rec.uncompressed_size, rec.name)
-                ).hexdigest()
-            h = hashlib.sha256()
-            for chunk in self.apk.iter_entry_chunks(rec, _CHUNK):
-                h.update(chunk)
-            return h.hexdigest()
+            if not compressed:  # straight from the map, no copy
+                return hashlib.sha256(self.apk.data[offset : offset + size]).hexdigest()
+            return self.apk.entry_digests(rec, ("sha256",))[0].hex()
         except (ZipFormatError, zlib.error) as e:
             self.issues.append(f"{rec.name}: {e}")
             return None
