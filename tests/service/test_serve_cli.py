@@ -4,11 +4,6 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from pg import shared_server
+from serving import serve_process
 from svc_world import ACTORS, ORIGIN, PACKAGE, T0
 
 from provenance.cli import main
@@ -30,15 +26,7 @@ from provenance.statements import (
     sign_statement,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 BACKENDS = ["sqlite", "postgres"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _new_log(backend: str, tmp_path: Path) -> tuple[Path, str | None]:
@@ -101,42 +89,11 @@ def test_serve_process(backend: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert main(["actor", "add-token", "registry-root", "--dir", str(directory), *pg]) == 0
     token = capsys.readouterr().out.strip()
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provenance",
-            "serve",
-            "--dir",
-            str(directory),
-            *pg,
-            "--port",
-            str(port),
-            "--root-key",
-            str(root_pem),
-            "--checkpoint-interval",
-            "0.05",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/v1/status", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "apkprov serve did not start"
-            time.sleep(0.05)
+    with serve_process(
+        directory,
+        *pg,
+        *("--root-key", str(root_pem), "--checkpoint-interval", "0.05"),
+    ) as url:
         regulator = KeySigner.generate()
         actor = Actor(
             "regulator",
@@ -158,13 +115,6 @@ def test_serve_process(backend: str, tmp_path: Path, capsys: pytest.CaptureFixtu
             time.sleep(0.05)
         assert httpx.get(url + "/v1/actors").json()["entries"][0]["index"] == 0
         assert httpx.get(url + "/v1/trace", params={"package": PACKAGE}).json()["entries"] == []
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
     # stopped cleanly: the entry is integrated and indexed
     with Log.open(directory, postgres=dsn) as log:
         assert log.state.tree().size == 1
@@ -206,40 +156,9 @@ def test_serve_with_verdict_key(tmp_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provenance",
-            "serve",
-            "--dir",
-            str(directory),
-            "--port",
-            str(port),
-            "--root-key",
-            str(root_pem),
-            "--verdict-key",
-            f"file:{key_file}",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/v1/status", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "apkprov serve did not start"
-            time.sleep(0.05)
+    with serve_process(
+        directory, "--root-key", str(root_pem), "--verdict-key", f"file:{key_file}"
+    ) as url:
         sha = "ab" * 32
         resp = httpx.get(url + "/v1/verdict", params={"sha256": sha})
         assert resp.status_code == 200, resp.text
@@ -249,11 +168,4 @@ def test_serve_with_verdict_key(tmp_path: Path) -> None:
         assert httpx.get(url + "/v1/verdict-key").json()["keyid"]
         # the service's own API is still there
         assert httpx.get(url + "/v1/status").status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
     assert (directory / "verdicts.db").exists()

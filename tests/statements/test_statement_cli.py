@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from serving import serve_process
 
 # the service fixtures (svc_world, test_serve_cli), as tests/takedown/conftest.py does
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 
 from stmt_helpers import predicate as example_predicate
 from svc_world import APK_V1, PACKAGE, T0, apk
-from test_serve_cli import REPO, _free_port, _new_log
+from test_serve_cli import _new_log
 
 from provenance.cli import main
 from provenance.log.merkle import leaf_hash
@@ -168,40 +165,16 @@ def served(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[str]:
     for actor in ("registry-root", "regulator"):
         assert main(["actor", "add-token", actor, "--dir", str(directory)]) == 0
         tokens[actor] = capsys.readouterr().out.strip()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "provenance", "serve", "--dir", str(directory)),
-            *("--port", str(port), "--root-key", str(tmp_path / "root.pub.pem")),
-            *("--checkpoint-interval", "0.05", "--log-level", "warning"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/v1/status", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "apkprov serve did not start"
-            time.sleep(0.05)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("ROOT_TOKEN", tokens["registry-root"])
-            mp.setenv("REGULATOR_TOKEN", tokens["regulator"])
-            yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    with (
+        serve_process(
+            directory,
+            *("--root-key", str(tmp_path / "root.pub.pem"), "--checkpoint-interval", "0.05"),
+        ) as url,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("ROOT_TOKEN", tokens["registry-root"])
+        mp.setenv("REGULATOR_TOKEN", tokens["regulator"])
+        yield url
 
 
 def _make_and_sign(tmp: Path, name: str, ptype: str, predicate: dict[str, Any], key: Path) -> Path:

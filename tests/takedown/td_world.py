@@ -3,11 +3,6 @@ not copied), and a real ``apkprov serve`` process over its data folder."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import serving
 from cryptography.hazmat.primitives import serialization
 from svc_world import APK_V1, APK_V2, T0, World
 
@@ -28,8 +24,6 @@ from provenance.statements import (
     ActorKey,
     KeySigner,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def add_access_provider(w: World, actor_id: str = "isp") -> None:
@@ -93,59 +87,13 @@ def write_files(w: World, where: Path) -> Files:
     return Files(vkey, root, keys)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serve_process(directory: Path, root: Path) -> Iterator[str]:
     """``apkprov serve`` as a separate process on 127.0.0.1; its base URL."""
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provenance",
-            "serve",
-            "--dir",
-            str(directory),
-            "--port",
-            str(port),
-            "--root-key",
-            str(root),
-            "--checkpoint-interval",
-            "0.05",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/v1/status", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "apkprov serve did not start"
-            time.sleep(0.05)
+    with serving.serve_process(
+        directory, "--root-key", str(root), "--checkpoint-interval", "0.05"
+    ) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 def wait_integrated(url: str, index: int) -> None:
