@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provenance.cli.trace import add_source_args, add_trust_args
 from provenance.errors import CheckFailed, InputError
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ def register(sub: Any) -> None:
         "the chain is complete and verified, 1 otherwise.",
     )
     _subject_args(q)
-    _source_args(q)
-    _trust_args(q)
+    add_source_args(q)
+    add_trust_args(q)
     q.add_argument("--out", metavar="FILE", help="write the evidence bundle to FILE")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=run_prepare)
@@ -81,7 +82,7 @@ def register(sub: Any) -> None:
         "any network access, trusting only --vkey and the registry root given here.",
     )
     q.add_argument("bundle", metavar="FILE", help="the evidence bundle")
-    _trust_args(q)
+    add_trust_args(q)
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=run_verify_evidence)
 
@@ -124,31 +125,6 @@ def _subject_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--sdk", metavar="ID", help="also trace this SDK (group:artifact)")
 
 
-def _source_args(q: argparse.ArgumentParser) -> None:
-    where = q.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", metavar="URL", help="the log service's base URL")
-    where.add_argument("--dir", metavar="DATA", help="a log's data folder, read directly")
-    q.add_argument("--postgres", metavar="DSN", help="with --dir: the PostgreSQL DSN")
-
-
-def _trust_args(q: argparse.ArgumentParser) -> None:
-    q.add_argument(
-        "--vkey", required=True, metavar="VKEY", help="the log's verifier key, or a file with it"
-    )
-    q.add_argument("--registry", metavar="FILE", help="registry-root JSON (docs/trace.md)")
-    q.add_argument(
-        "--root-key",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="the actor registry's root public key (PEM, DER or note vkey); repeatable",
-    )
-    q.add_argument("--policy", metavar="FILE", help="tlog-policy: require the witness quorum")
-    q.add_argument(
-        "--role-policy", metavar="FILE", help="role policy (default policies/roles.toml)"
-    )
-
-
 def _action_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--text", metavar="TEXT", help="reason text (default: from the evidence)")
     q.add_argument("--legal-basis", metavar="TEXT", help="the legal basis, if any")
@@ -169,7 +145,7 @@ def _action_args(q: argparse.ArgumentParser) -> None:
         help="the actor's service token: env:NAME, file:PATH, stdin or pass:TOKEN",
     )
     q.add_argument("--url", required=True, metavar="URL", help="the log service's base URL")
-    _trust_args(q)
+    add_trust_args(q)
     q.add_argument("--dry-run", action="store_true", help="print the signed statement only")
     q.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -39,10 +39,26 @@ def register(sub: Any) -> None:
     what.add_argument("--apk", metavar="FILE", help="an APK file: verified, then traced")
     what.add_argument("--sha256", metavar="HEX", help="an APK's SHA-256")
     what.add_argument("--cert", metavar="HEX", help="a signer certificate's SHA-256")
+    add_source_args(p)
+    add_trust_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_trace)
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    """Where the log is read from: ``--url`` or ``--dir`` (+ ``--postgres``)."""
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", metavar="URL", help="the log service's base URL")
     where.add_argument("--dir", metavar="DATA", help="a log's data folder, read directly")
     p.add_argument("--postgres", metavar="DSN", help="with --dir: the PostgreSQL DSN")
+
+
+def add_trust_args(p: argparse.ArgumentParser) -> None:
+    """What a verifying client trusts: the log key, the registry root, the policies.
+
+    Shared by every command that verifies a chain (``trace``, ``takedown``), so they
+    are configured the same way.
+    """
     p.add_argument(
         "--vkey", required=True, metavar="VKEY", help="the log's verifier key, or a file with it"
     )
@@ -58,8 +74,6 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--role-policy", metavar="FILE", help="role policy (default policies/roles.toml)"
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run_trace)
 
 
 def _load_vkey(value: str) -> str:
