@@ -4,8 +4,11 @@ A shard (``feed/apk/<prefix>.json`` by APK SHA-256, ``feed/pkg/<prefix>.json`` b
 SHA-256 of the package name) holds the records of :mod:`provenance.verdicts.records`
 for its keys, the checkpoint they were proven against, and for every log entry a
 record cites: the entry bytes and its inclusion proof (the hashes of a tlog-proof@v1
-whose checkpoint is the shard's). A terminal downloads two shards, not the feed, and
-can check every fact offline. ``feed/registry.json`` carries the actor
+whose checkpoint is the shard's). A file's record also cites the developer
+registrations that make its signer an allowed signer of its package (or that
+establish the package's known signers, when its own is not one), so a terminal
+replaying the cited entries reaches the same verdict. A terminal downloads two
+shards, not the feed, and can check every fact offline. ``feed/registry.json`` carries the actor
 registrations (with proofs) from which the terminal rebuilds the actor registry, and
 ``feed/info.json`` the shard prefix length and the log size covered.
 
@@ -97,6 +100,7 @@ def build_feed(
         path = apk_shard(sha, prefix_len)
         shards[path][sha] = record.to_dict()
         refs[path].extend(record.refs())
+        refs[path].extend(record.signer_refs())  # the registrations: who may sign it
     apk_count = sum(len(s) for s in shards.values())
     for package in index.packages():
         package_record = index.package_record(package)

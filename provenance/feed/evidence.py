@@ -13,8 +13,9 @@ fact rests on the log:
    the actor registry being rebuilt from logged registrations rooted in the
    registry's root keys;
 4. every cited statement is about the file or package asked for (its subjects);
-5. a file's record is recomputed from the verified entries alone, and the verdict
-   must come out the same.
+5. a file's record is recomputed from the verified entries alone -- its own, and the
+   developer registrations it cites for its package's allowed signers -- and the
+   verdict must come out the same.
 
 What remains is omission: a feed could leave out a takedown. The short expiry of the
 feed role bounds how long that can last; a terminal that doubts can ask the
@@ -207,8 +208,11 @@ class EvidenceVerifier:
             st = Statement.from_json(Envelope.from_json(entry).payload)
             if any(x.name.startswith("apk:") and x.sha256 != record.sha256 for x in st.subjects):
                 raise EvidenceError(f"log entry {index} is about another file")
+        # the registrations (and releases) that establish the package's allowed signers
+        names = {"cert:" + s.cert for s in record.signers}
+        signers = self._cited(shard, record.signer_refs(), about, names) if about else []
         with VerdictIndex(Path(":memory:")) as replay:
-            replay.ingest_many(cited, contiguous=False)
+            replay.ingest_many(sorted(dict(cited + signers).items()), contiguous=False)
             recomputed = replay.apk_record(record.sha256)
         if recomputed is None:
             raise EvidenceError("the record's entries do not name the file")

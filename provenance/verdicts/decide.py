@@ -6,16 +6,23 @@ so an answer read from the feed and one asked of the service cannot disagree.
 
 Per file, in order: a takedown in force (of the version, the app, or an SDK the
 listing declares) → ``taken_down``; an inspector's latest inspection naming a
-verdict → that verdict (the worst, when inspectors disagree); a failed inspection
-naming none → ``unknown`` (trust is withdrawn, the kind is not guessed); a release or
-shelving → ``trusted``; otherwise ``unknown``. Per package and signer: an app
-takedown → ``taken_down``; a certificate that is not one of the package's allowed
-signers, on a package whose allowed signers are known → ``counterfeit``; an allowed
-signer → ``trusted`` (or, with a version, the worst verdict of the files of that
-version). The allowed signers are the certificates developer registrations register
-for the package, as :meth:`~provenance.verdicts.index.VerdictIndex.package_record`
-collects them: a release by a developer the certificate is not registered to (for
-that package) vouches for nothing.
+verdict → that verdict (the worst, when inspectors disagree); releases none of which
+is signed by an allowed signer of the package (registered to the developer who
+released it), on a package whose allowed signers are known → ``counterfeit``; a
+failed inspection naming none → ``unknown`` (trust is withdrawn, the kind is not
+guessed); a release by an allowed signer, or a shelving → ``trusted``; otherwise
+``unknown`` (a file released only with a certificate nobody registered for the
+package, on a package with no known signers, included).
+
+Per package and signer: an app takedown → ``taken_down``; a certificate that is not
+one of the package's allowed signers, on a package whose allowed signers are known →
+``counterfeit``; an allowed signer → ``trusted`` (or, with a version, the worst
+verdict of the files of that version).
+
+The allowed signers are the certificates developer registrations register for the
+package, as :meth:`~provenance.verdicts.index.VerdictIndex.package_record` (and, for
+a file's record, ``apk_record``) collects them: a release by a developer the
+certificate is not registered to (for that package) vouches for nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 from provenance.statements import LogRef
 from provenance.verdicts.model import MAX_REFS, OTHER_CERT, Query, VerdictKind
-from provenance.verdicts.records import ApkRecord, PackageRecord, TakedownNote
+from provenance.verdicts.records import ApkRecord, PackageRecord, SignerNote, TakedownNote, Vouch
 
 __all__ = ["Decision", "decide_apk", "decide_package", "worst"]
 
@@ -89,6 +96,65 @@ def _takedown_reason(t: TakedownNote) -> str:
     )
 
 
+def _not_registered(signed: str, package: str, signers: Sequence[SignerNote]) -> list[str]:
+    """Why a copy signed by ``signed`` is not the developer's (the allowed ``signers``)."""
+    listed = ", ".join(_short(s.cert) for s in signers[:4])
+    sources = sorted({src for s in signers for src in s.sources})
+    developers = sorted({d for s in signers for d in s.developers})
+    by = f" by {', '.join(developers[:4])}" if developers else ""
+    reasons = [
+        _line(
+            f"Signed by {signed}, not by a key registered for {package}{by} "
+            f"({listed}): this copy is signed with another certificate, so it does "
+            "not come from the developer."
+        )
+    ]
+    if sources:
+        reasons.append(_line(f"Vouched for by: {', '.join(sources[:6])}."))
+    return reasons
+
+
+def _allowed(vouch: Vouch, signers: Mapping[str, SignerNote]) -> bool:
+    """A release signed with a certificate registered for the package to its developer."""
+    return any(c in signers and vouch.actor in signers[c].developers for c in vouch.certs)
+
+
+def _unregistered_release(record: ApkRecord) -> tuple[list[str], list[LogRef]] | None:
+    """Why no release of the file counts (reasons, evidence), or None if one does.
+
+    Counterfeit when the package's allowed signers are known (the reasons then start
+    with "Signed by …", or "Released by …" when the certificate is registered, but to
+    another developer); empty reasons when no registration establishes a signer.
+    """
+    releases = [v for v in record.vouches if v.kind == "release"]
+    signers = {s.cert: s for s in record.signers}
+    if not releases or any(_allowed(v, signers) for v in releases):
+        return None
+    if not signers:
+        return [], []
+    package = record.package or "its package"
+    last = releases[-1]
+    theirs = [signers[c] for c in last.certs if c in signers]
+    if theirs:  # a registered certificate, released by someone it is not registered to
+        owners = sorted({d for s in theirs for d in s.developers})
+        reasons = [
+            _line(
+                f"Released by {last.actor}, but certificate {_short(theirs[0].cert)} is "
+                f"registered for {package} by {', '.join(owners[:4])}, not by {last.actor}: "
+                "this copy does not come from the developer."
+            )
+        ]
+    else:
+        certs = last.certs or record.certs
+        signed = _short(certs[0]) if certs else "an unnamed certificate"
+        reasons = _not_registered(signed, package, record.signers)
+    reasons.append(
+        _line(f"Released by {last.actor} as {package} on {_day(last.at)}; nothing else vouches.")
+    )
+    refs = [v.ref for v in releases] + [r for s in record.signers for r in s.refs[:2]]
+    return reasons, refs
+
+
 def worst(decisions: Iterable[Decision]) -> Decision | None:
     """The most severe decision (the order of :attr:`VerdictKind.severity`)."""
     return max(decisions, key=lambda d: d.kind.severity, default=None)
@@ -134,6 +200,16 @@ def decide_apk(record: ApkRecord | None, now: datetime) -> Decision:
             changes,
             subject,
         )
+    unregistered = _unregistered_release(record)
+    if unregistered is not None and unregistered[0]:
+        reasons, refs = unregistered
+        return Decision(
+            VerdictKind.COUNTERFEIT,
+            tuple(reasons + inspection_reasons),
+            _refs(refs + [i.ref for i in warned]),
+            changes,
+            subject,
+        )
     failed = [i for i in warned if i.result == "fail"]
     if failed:
         return Decision(
@@ -143,9 +219,11 @@ def decide_apk(record: ApkRecord | None, now: datetime) -> Decision:
             changes,
             subject,
         )
-    if record.vouches:
+    signers = {s.cert: s for s in record.signers}
+    vouches = [v for v in record.vouches if v.kind != "release" or _allowed(v, signers)]
+    if vouches:
         reasons = []
-        for v in record.vouches[:4]:
+        for v in vouches[:4]:
             if v.kind == "release":
                 version = (
                     f" version {record.version_code}" if record.version_code is not None else ""
@@ -163,8 +241,38 @@ def decide_apk(record: ApkRecord | None, now: datetime) -> Decision:
             for t in lifted
             if t.lifted_at is not None
         )
-        refs = [v.ref for v in record.vouches] + [i.ref for i in warned]
+        used = [
+            s
+            for s in record.signers
+            if any(s.cert in v.certs and set(s.developers) & {v.actor} for v in vouches)
+        ]
+        if used:
+            registered = sorted({src for s in used for src in s.sources})
+            reasons.insert(
+                min(len(vouches), 4),
+                _line(
+                    f"Signed with {', '.join(_short(s.cert) for s in used[:2])}, a key "
+                    f"registered for {record.package}: {', '.join(registered[:4])}."
+                ),
+            )
+        refs = [v.ref for v in vouches] + [i.ref for i in warned]
         return Decision(VerdictKind.TRUSTED, tuple(reasons), _refs(refs), changes, subject)
+    if unregistered is not None:  # released, but no registration names a signer
+        package = record.package or "its package"
+        actors = ", ".join(sorted({v.actor for v in record.vouches}))
+        return Decision(
+            VerdictKind.UNKNOWN,
+            (
+                _line(
+                    f"Released by {actors} as {package}, but no developer registration "
+                    f"registers a signing key for {package}: nothing vouches for its signer."
+                ),
+                *inspection_reasons,
+            ),
+            _refs(record.refs()),
+            changes,
+            subject,
+        )
     return Decision(
         VerdictKind.UNKNOWN,
         ("No release or shelving in the log names this file.", *inspection_reasons),
@@ -219,20 +327,8 @@ def decide_package(
                 changes,
                 subject,
             )
-        listed = ", ".join(_short(c) for c in known[:4])
-        sources = sorted({src for s in record.signers for src in s.sources})
-        developers = sorted({d for s in record.signers for d in s.developers})
-        by = f" by {', '.join(developers[:4])}" if developers else ""
         signed = _short(cert) if cert != OTHER_CERT else "another certificate"
-        reasons = [
-            _line(
-                f"Signed by {signed}, not by a key registered for {package}{by} "
-                f"({listed}): this copy is signed with another certificate, so it does "
-                "not come from the developer."
-            )
-        ]
-        if sources:
-            reasons.append(_line(f"Vouched for by: {', '.join(sources[:6])}."))
+        reasons = _not_registered(signed, package, record.signers)
         return Decision(
             VerdictKind.COUNTERFEIT,
             tuple(reasons),

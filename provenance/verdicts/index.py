@@ -58,6 +58,7 @@ __all__ = ["DEFAULT_TTL", "VerdictIndex"]
 DEFAULT_TTL = timedelta(hours=1)
 """How long a verdict stays valid when nothing pending changes it sooner."""
 _MAX_SIGNER_REFS = 4
+_MAX_FILE_SIGNERS = 16
 _KEPT = (RELEASE, SHELVING, INSPECTION, TAKEDOWN, RESTORE, DEVELOPER_REGISTRATION)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,6 +98,12 @@ CREATE TABLE IF NOT EXISTS dev_certs (
 def _time(text: str) -> datetime:
     """A stored ``YYYY-MM-DDTHH:MM:SSZ`` (validated on ingest), parsed fast."""
     return datetime.fromisoformat(text)
+
+
+def _release_certs(entry: bytes) -> tuple[str, ...]:
+    """The signer certificates a logged (and, on ingest, validated) release names."""
+    predicate = Statement.from_json(Envelope.from_json(entry).payload).predicate
+    return tuple(str(c) for c in predicate["signer_certificates"])
 
 
 def _now() -> datetime:
@@ -419,9 +426,16 @@ class VerdictIndex:
             )
         )
         vouches = tuple(
-            Vouch(r[0], r[1], _time(r[3]), LogRef(r[5], bytes(r[4])), r[2])
+            Vouch(
+                r[0],
+                r[1],
+                _time(r[3]),
+                LogRef(r[5], bytes(r[4])),
+                r[2],
+                _release_certs(bytes(r[6])) if r[0] == "release" else (),
+            )
             for r in conn.execute(
-                "SELECT v.kind, v.actor, v.detail, e.issued_at, e.leaf_hash, v.idx "
+                "SELECT v.kind, v.actor, v.detail, e.issued_at, e.leaf_hash, v.idx, e.entry "
                 "FROM vouches v JOIN entries e ON e.idx = v.idx WHERE v.sha256 = ? "
                 "ORDER BY v.idx",
                 (sha256,),
@@ -451,22 +465,19 @@ class VerdictIndex:
             "AND (t.sdk_version IS NULL OR s.sdk_version = t.sdk_version)))",
             (sha256, package, sha256),
         )
-        return ApkRecord(sha256, package, version_code, certs, vouches, inspections, takedowns)
+        signers = self._file_signers(conn, package, vouches) if package is not None else ()
+        return ApkRecord(
+            sha256, package, version_code, certs, vouches, inspections, takedowns, signers
+        )
 
-    def package_record(self, package: str) -> PackageRecord | None:
-        """What the log says about a package: its allowed signers and app takedowns.
-
-        A certificate is an allowed signer of ``package`` only if a developer
-        registration (signed by the verifying platform or regulator) registers it to
-        a developer for that package, and it vouches only for that developer's
-        releases: a developer registration that lists the certificate with
-        ``packages`` naming the package, or -- when no registration names the
-        package at all -- one that lists the certificate without naming packages.
-        A release by a developer whose registration does not cover the package, or
-        signed with a certificate the developer did not register, vouches for
-        nothing here (the file itself is still described by its APK record).
-        """
-        conn = self._conn()
+    @staticmethod
+    def _registered(
+        conn: sqlite3.Connection, package: str
+    ) -> tuple[bool, dict[tuple[str, str], list[tuple[int, str, bytes]]]]:
+        """The developer registrations that can make a certificate an allowed signer of
+        ``package``, per (certificate, developer), newest first; and whether any names
+        the package (if none does, those naming no packages, for certificates seen on
+        the package's releases)."""
         registered: dict[tuple[str, str], list[tuple[int, str, bytes]]] = {}
         query = (
             "SELECT d.cert, d.developer, d.idx, d.verified_by, e.leaf_hash "
@@ -485,6 +496,64 @@ class VerdictIndex:
             ).fetchall()
         for cert, developer, idx, verified_by, leaf in rows:
             registered.setdefault((cert, developer), []).append((idx, verified_by, bytes(leaf)))
+        return named, registered
+
+    def _file_signers(
+        self, conn: sqlite3.Connection, package: str, vouches: tuple[Vouch, ...]
+    ) -> tuple[SignerNote, ...]:
+        """The allowed signers of ``package``, for a file's record: the (certificate,
+        developer) pairs the registrations establish, as in :meth:`package_record`
+        (when no registration names the package, only developers who released it with
+        that certificate count). Each cites its newest registration, and for a
+        registration naming no packages also that release, so that a terminal
+        replaying the cited entries alone finds the same pairs. The pairs of the
+        file's own releases come first; at most :data:`_MAX_FILE_SIGNERS` pairs."""
+        named, registered = self._registered(conn, package)
+        pairs: dict[tuple[str, str], list[LogRef]] = {}
+        for (cert, developer), regs in registered.items():
+            idx, _, leaf = regs[0]
+            pairs[(cert, developer)] = [LogRef(idx, leaf)]
+        if not named and pairs:  # only developers who released the package with the cert
+            released: dict[tuple[str, str], LogRef] = {}
+            for actor, idx, leaf, entry in conn.execute(
+                "SELECT v.actor, v.idx, e.leaf_hash, e.entry FROM apks a "
+                "JOIN vouches v ON v.sha256 = a.sha256 AND v.kind = 'release' "
+                "JOIN entries e ON e.idx = v.idx WHERE a.package = ? ORDER BY v.idx DESC",
+                (package,),
+            ):
+                for cert in _release_certs(bytes(entry)):
+                    if (cert, actor) in pairs:
+                        released.setdefault((cert, actor), LogRef(idx, bytes(leaf)))
+            pairs = {k: [*refs, released[k]] for k, refs in pairs.items() if k in released}
+        own = {(c, v.actor) for v in vouches if v.kind == "release" for c in v.certs}
+        chosen = sorted(pairs, key=lambda k: (k not in own, -pairs[k][0].index))
+        notes: dict[str, dict[str, Any]] = {}
+        for cert, developer in chosen[:_MAX_FILE_SIGNERS]:
+            n = notes.setdefault(cert, {"refs": [], "sources": [], "developers": []})
+            n["developers"].append(developer)
+            n["refs"].extend(r for r in pairs[(cert, developer)] if r not in n["refs"])
+            for _, verified_by, _ in registered[(cert, developer)][:1]:
+                n["sources"].append(f"{developer}, registered by {verified_by}")
+        return tuple(
+            SignerNote(cert, {}, tuple(n["refs"]), tuple(n["sources"]), tuple(n["developers"]))
+            for cert, n in sorted(notes.items())
+        )
+
+    def package_record(self, package: str) -> PackageRecord | None:
+        """What the log says about a package: its allowed signers and app takedowns.
+
+        A certificate is an allowed signer of ``package`` only if a developer
+        registration (signed by the verifying platform or regulator) registers it to
+        a developer for that package, and it vouches only for that developer's
+        releases: a developer registration that lists the certificate with
+        ``packages`` naming the package, or -- when no registration names the
+        package at all -- one that lists the certificate without naming packages.
+        A release by a developer whose registration does not cover the package, or
+        signed with a certificate the developer did not register, vouches for
+        nothing here (the file itself is still described by its APK record).
+        """
+        conn = self._conn()
+        named, registered = self._registered(conn, package)
         signers: dict[str, dict[str, Any]] = {}
 
         def note(cert: str) -> dict[str, Any]:

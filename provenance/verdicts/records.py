@@ -57,6 +57,7 @@ class Vouch:
     at: datetime
     ref: LogRef
     detail: str = ""  # version name, or listing id
+    certs: tuple[str, ...] = ()  # a release's signer certificates (a shelving names none)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class Vouch:
             "at": format_time(self.at),
             "ref": self.ref.to_dict(),
             "detail": self.detail,
+            "certs": list(self.certs),
         }
 
     @classmethod
@@ -78,6 +80,9 @@ class Vouch:
             parse_time(_str(obj, "at")),
             _ref(obj["ref"]),
             _str(obj, "detail"),
+            tuple(_str({"c": c}, "c", 64) for c in _list(obj, "certs", 16))
+            if "certs" in obj
+            else (),
         )
 
 
@@ -179,7 +184,15 @@ class TakedownNote:
 
 @dataclass(frozen=True)
 class ApkRecord:
-    """Everything the log says about one APK file."""
+    """Everything the log says about one APK file.
+
+    ``signers`` are the allowed signers of the file's package, as the developer
+    registrations establish them (see
+    :meth:`provenance.verdicts.index.VerdictIndex.apk_record`): a release makes the
+    file trusted only if one of its certificates is registered for the package to
+    the developer who released it. Their ``refs`` are the registrations (and, for a
+    registration naming no packages, a release of the package by that developer).
+    """
 
     sha256: str
     package: str | None
@@ -188,15 +201,20 @@ class ApkRecord:
     vouches: tuple[Vouch, ...] = ()
     inspections: tuple[InspectionNote, ...] = ()
     takedowns: tuple[TakedownNote, ...] = ()
+    signers: tuple[SignerNote, ...] = ()
 
     def refs(self) -> list[LogRef]:
-        """Every log entry this record rests on."""
+        """Every log entry about this file this record rests on."""
         out = [v.ref for v in self.vouches] + [i.ref for i in self.inspections]
         for t in self.takedowns:
             out.append(t.ref)
             if t.lift_ref is not None:
                 out.append(t.lift_ref)
         return out
+
+    def signer_refs(self) -> list[LogRef]:
+        """The entries behind ``signers``: about the package or its certificates."""
+        return [r for s in self.signers for r in s.refs]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,6 +225,7 @@ class ApkRecord:
             "vouches": [v.to_dict() for v in self.vouches],
             "inspections": [i.to_dict() for i in self.inspections],
             "takedowns": [t.to_dict() for t in self.takedowns],
+            "signers": [s.to_dict() for s in self.signers],
         }
 
     @classmethod
@@ -226,6 +245,9 @@ class ApkRecord:
                 tuple(Vouch.from_dict(v) for v in _list(obj, "vouches")),
                 tuple(InspectionNote.from_dict(v) for v in _list(obj, "inspections")),
                 tuple(TakedownNote.from_dict(v) for v in _list(obj, "takedowns")),
+                tuple(SignerNote.from_dict(v) for v in _list(obj, "signers", 64))
+                if "signers" in obj
+                else (),
             )
         except (StatementFormatError, ValueError, KeyError, TypeError) as e:
             raise VerdictFormatError(f"malformed APK record: {e}") from None

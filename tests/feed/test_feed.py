@@ -35,7 +35,7 @@ from provenance.feed import (
 )
 from provenance.feed.layout import apk_shard
 from provenance.statements import KeySigner
-from provenance.verdicts import VerdictIndex, VerdictKind
+from provenance.verdicts import Query, VerdictIndex, VerdictKind
 
 
 def _apk(name: str) -> Path:
@@ -338,3 +338,79 @@ def test_root_is_needed_once_and_roots_can_change(setup: Setup, tmp_path: Path) 
             FeedClient(cache, server.url).refresh()
     finally:
         server.close()
+
+
+# ------------------------------------------------- who may sign a package, by file hash
+
+
+def test_file_records_cite_the_registrations_of_allowed_signers(tmp_path: Path) -> None:
+    """A stranger developer releasing a package with its own certificate is
+    counterfeit by file hash, online and offline; the legitimate release is trusted,
+    and the terminal reaches both from the entries the shard cites (the developer
+    registrations included), refusing a record those entries contradict."""
+    world = LogWorld(tmp_path / "world")
+    world.add_actor("copycat", "developer")
+    legit_apk = _apk("repo__obb.mainpatch.current_1619.apk")
+    fake_apk = _apk("repo__obb.mainpatch.current_1619_another-release-key.apk")
+    cert = verify_apk(legit_apk).signer_certs[0].sha256
+    other = verify_apk(fake_apk).signer_certs[0].sha256
+    acme = world.register_developer([cert], "obb.mainpatch.current")
+    copycat = world.register_developer([other], None, developer="copycat")
+    _, legit = world.release(legit_apk, acme)
+    _, fake = world.release(fake_apk, copycat, "copycat")
+    world.integrate()
+    index = VerdictIndex.open(tmp_path / "verdicts.db")
+    repo = FeedRepository.init(tmp_path / "repo", tmp_path / "offline", _roots(world, tmp_path))
+    publish_index(repo, index, world.log)
+    shas = {"legit": legit["apk"]["sha256"], "fake": fake["apk"]["sha256"]}
+
+    online = {k: index.lookup(Query(apk_sha256=sha)) for k, sha in shas.items()}
+    assert online["legit"].verdict is VerdictKind.TRUSTED
+    assert online["fake"].verdict is VerdictKind.COUNTERFEIT
+    assert (
+        online["fake"]
+        .reasons[0]
+        .startswith(
+            f"Signed by {other[:16]}…, not by a key registered for obb.mainpatch.current by acme"
+        )
+    )
+    # the shards carry the registration entries, with their inclusion proofs
+    files = build_feed(index, world.log, prefix_len=repo.prefix_len, now=now())
+    for sha in shas.values():
+        doc = json.loads(files[apk_shard(sha, repo.prefix_len)])
+        assert acme.leaf_hash.hex() in doc["evidence"]
+        assert [s["cert"] for s in doc["records"][sha]["signers"]] == [cert]
+
+    server = Server(repo.public)
+    try:
+        cache = tmp_path / "cache"
+        client = FeedClient(cache, server.url, root=repo.public / "metadata" / "1.root.json")
+        for key, apk in (("legit", legit_apk), ("fake", fake_apk)):
+            got = client.check(apk)
+            assert (got.verdict, got.source) == (online[key].verdict, "feed-file"), got.render()
+            assert got.reasons == online[key].reasons
+        for key, apk in (("legit", legit_apk), ("fake", fake_apk)):
+            got = FeedClient(cache, "http://127.0.0.1:9", offline=True).check(apk)
+            assert (got.verdict, got.source) == (online[key].verdict, "feed-file")
+            assert got.feed["offline"] is True
+        assert "WARNING: counterfeit" in got.render()
+    finally:
+        server.close()
+
+    # a feed key that lists the stranger's certificate as allowed is caught by the replay
+    path = apk_shard(shas["fake"], repo.prefix_len)
+    doc = json.loads(files[path])
+    doc["records"][shas["fake"]]["signers"].append(
+        {"cert": other, "versions": {}, "refs": [], "sources": [], "developers": ["copycat"]}
+    )
+    files[path] = json.dumps(doc).encode()
+    repo.publish(files)
+    server = Server(repo.public)
+    try:
+        with pytest.raises(EvidenceError, match="the log entries it cites say counterfeit"):
+            FeedClient(
+                tmp_path / "cache2", server.url, root=repo.public / "metadata" / "1.root.json"
+            ).check(fake_apk)
+    finally:
+        server.close()
+        world.close()

@@ -20,6 +20,7 @@ from provenance.statements import KeySigner, LogRef
 from provenance.statements.dsse import Envelope
 from provenance.verdicts import (
     OTHER_CERT,
+    ApkRecord,
     PackageRecord,
     Query,
     StaleVerdictError,
@@ -319,6 +320,101 @@ def test_registrations_that_name_no_package(tmp_path: Path) -> None:
     assert verdict(cert) is VerdictKind.TRUSTED
     assert verdict(STRANGER) is VerdictKind.COUNTERFEIT
     assert "com.politedroid" in list(index.packages()) and "" not in list(index.packages())
+    w.close()
+
+
+def test_file_verdict_needs_a_registered_signer(tmp_path: Path) -> None:
+    """By file hash, a release makes its file trusted only if its certificate is
+    registered for the package to the developer who released it; a stranger's
+    release of the package, with its own certificate, is counterfeit."""
+    w = LogWorld(tmp_path / "w")
+    w.add_actor("copycat", "developer")
+    apk = _apk("repo__com.politedroid_6.apk")
+    cert = verify_apk(apk).signer_certs[0].sha256
+    acme = w.register_developer([cert], "com.politedroid")
+    _, legit = w.release(apk, acme)
+    stranger = w.register_developer([STRANGER], None, developer="copycat")
+    fake_rel, fake = w.release(apk, stranger, "copycat", cert=STRANGER)
+    stolen_rel, stolen = w.release(apk, stranger, "copycat", cert=cert)  # acme's cert
+    index = VerdictIndex.open(tmp_path / "v.db")
+    w.integrate()
+    index.sync(w.log)
+
+    def by_file(pred: dict[str, Any]) -> Verdict:
+        return index.lookup(Query(apk_sha256=pred["apk"]["sha256"]))
+
+    ok = by_file(legit)
+    assert ok.verdict is VerdictKind.TRUSTED
+    assert ok.reasons[0].startswith("Released by acme as com.politedroid version 6")
+    assert f"Signed with {cert[:16]}…, a key registered for com.politedroid" in ok.reasons[1]
+    record = index.apk_record(legit["apk"]["sha256"])
+    assert record is not None and [s.cert for s in record.signers] == [cert]
+    assert record.signers[0].developers == ("acme",)
+    assert acme in record.signer_refs()
+    assert ApkRecord.from_dict(record.to_dict()) == record  # the feed carries it
+
+    bad = by_file(fake)
+    assert bad.verdict is VerdictKind.COUNTERFEIT
+    assert bad.reasons[0].startswith(
+        f"Signed by {STRANGER[:16]}…, not by a key registered for com.politedroid by acme"
+    )
+    assert "Released by copycat as com.politedroid" in bad.reasons[2]
+    assert fake_rel in bad.evidence and acme in bad.evidence
+    bad_record = index.apk_record(fake["apk"]["sha256"])
+    assert bad_record is not None and acme in bad_record.signer_refs()
+
+    taken = by_file(stolen)
+    assert taken.verdict is VerdictKind.COUNTERFEIT
+    assert taken.reasons[0].startswith(
+        f"Released by copycat, but certificate {cert[:16]}… is registered for "
+        "com.politedroid by acme, not by copycat"
+    )
+    assert stolen_rel in taken.evidence
+
+    # an inspector's own word still names the kind; a takedown still comes first
+    w.inspect(fake_rel, fake["apk"]["sha256"], "com.politedroid", "repackaged")
+    w.integrate()
+    index.sync(w.log)
+    assert by_file(fake).verdict is VerdictKind.REPACKAGED
+    # package level agrees with file level on the stranger's certificate
+    app = Query(package="com.politedroid", cert_sha256=STRANGER)
+    assert index.lookup(app).verdict is VerdictKind.COUNTERFEIT
+    w.close()
+
+
+def test_file_verdict_without_registered_signers(tmp_path: Path) -> None:
+    """No registration names a signer for the package: a release alone vouches for
+    nothing (unknown, not counterfeit); a platform's shelving still does."""
+    w = LogWorld(tmp_path / "w")
+    apk = _apk("repo__com.politedroid_6.apk")
+    elsewhere = w.register_developer(["c1" * 32], "org.other.app")
+    rel, pred = w.release(apk, elsewhere, cert="c1" * 32)
+    index = VerdictIndex.open(tmp_path / "v.db")
+    by_file = Query(apk_sha256=pred["apk"]["sha256"])
+    w.integrate()
+    index.sync(w.log)
+    alone = index.lookup(by_file)
+    assert alone.verdict is VerdictKind.UNKNOWN
+    assert (
+        "no developer registration registers a signing key for com.politedroid"
+        in (alone.reasons[0])
+    )
+    w.shelve(rel, pred)
+    w.integrate()
+    index.sync(w.log)
+    shelved = index.lookup(by_file)
+    assert shelved.verdict is VerdictKind.TRUSTED
+    assert shelved.reasons[0].startswith("Offered by store")
+    # registered without naming packages, and nobody names it: the release counts
+    _, other = w.release(apk, w.register_developer([STRANGER], None), cert=STRANGER)
+    w.integrate()
+    index.sync(w.log)
+    assert index.lookup(Query(apk_sha256=other["apk"]["sha256"])).verdict is VerdictKind.TRUSTED
+    record = index.apk_record(other["apk"]["sha256"])
+    assert record is not None and record.signers[0].developers == ("acme",)
+    assert len(record.signer_refs()) == 2  # the registration and the release by acme
+    # ... which makes the file signed with c1 counterfeit now that signers are known
+    assert index.lookup(by_file).verdict is VerdictKind.COUNTERFEIT
     w.close()
 
 
