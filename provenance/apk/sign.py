@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, Literal
 from provenance.apk import certs, sign_v1
 from provenance.apk import lineage as lin
 from provenance.apk import manifest as mf
-from provenance.apk.algorithms import SDK_MAX, SDK_P
+from provenance.apk.algorithms import SDK_MAX, SDK_P, ContentDigest
 from provenance.apk.parallel import executor
 from provenance.apk.sign_block import (
     DEV_RELEASE,
@@ -57,11 +57,20 @@ from provenance.apk.sign_block import (
     v3_block,
     v4_signature,
 )
+from provenance.apk.sign_stamp import StampSigner, stamp_block, stamp_cert_digest
 from provenance.apk.signing_block import (
+    SOURCE_STAMP_V2_BLOCK_ID,
     Malformed,
     Reader,
     SignatureNotFound,
     find_signing_block,
+)
+from provenance.apk.stamp import (
+    SHA256_DIGEST_ID,
+    STAMP_CERT_ENTRY,
+    VERSION_APK_SIGNATURE_SCHEME_V2,
+    VERSION_APK_SIGNATURE_SCHEME_V3,
+    VERSION_JAR_SIGNATURE_SCHEME,
 )
 from provenance.apk.zip import (
     MAX_IN_MEMORY_ENTRY,
@@ -95,6 +104,7 @@ __all__ = [
     "SignResult",
     "Signer",
     "SignerKey",
+    "StampSigner",
     "lineage_from_apk",
     "read_lineage",
     "sign_apk",
@@ -105,7 +115,6 @@ __all__ = [
 #: apksig ``V3SchemeConstants.DEFAULT_ROTATION_MIN_SDK_VERSION``: rotation goes to v3.1.
 DEFAULT_ROTATION_MIN_SDK = 33
 MIN_SDK_WITH_V31 = 33
-STAMP_CERT_ENTRY = "stamp-cert-sha256"
 MANIFEST_ENTRY = "AndroidManifest.xml"
 _COPY_CHUNK = 8 << 20
 _DIGEST_CHUNK = 1 << 20
@@ -143,10 +152,11 @@ class SignResult:
     signer_certs: list[certs.Certificate] = field(default_factory=list, repr=False)
     lineage: lin.Lineage | None = field(default=None, repr=False)
     size: int = 0
+    stamp_cert: certs.Certificate | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """JSON object printed by ``apkprov sign --json``."""
-        return {
+        out: dict[str, Any] = {
             "input": str(self.input),
             "output": str(self.output),
             "idsig": str(self.idsig) if self.idsig else None,
@@ -157,6 +167,12 @@ class SignResult:
             "signers": [{"cert_sha256": c.sha256, "subject": c.subject} for c in self.signer_certs],
             "lineage": self.lineage.to_json() if self.lineage is not None else None,
         }
+        if self.stamp_cert is not None:
+            out["source_stamp"] = {
+                "cert_sha256": self.stamp_cert.sha256,
+                "subject": self.stamp_cert.subject,
+            }
+        return out
 
 
 # -- signer configuration (DefaultApkSignerEngine.Builder) --------------------------------
@@ -727,6 +743,8 @@ def sign_apk(
     align_file_size: bool = False,
     debuggable_apk_permitted: bool = True,
     created_by: str = sign_v1.DEFAULT_CREATED_BY,
+    stamp: StampSigner | SignerKey | None = None,
+    force_stamp_overwrite: bool = False,
 ) -> SignResult:
     """Sign ``input`` into ``output`` (``None``: in place) with apksigner's rules.
 
@@ -736,6 +754,11 @@ def sign_apk(
     reports them, ``v4="only"`` writes just the ``.idsig`` of an already v2/v3-signed
     APK), rotation to the newest lineage signer on API 33+ through v3.1
     (``rotation_min_sdk`` below 33 puts it in the v3 block for API 28+).
+
+    ``stamp`` adds a source stamp (``--stamp-signer``, :mod:`sign_stamp`): the
+    ``stamp-cert-sha256`` entry, covered by v1, and a V2 source stamp block signing
+    the v1/v2/v3 digests. An input ``stamp-cert-sha256`` naming another certificate
+    is refused unless ``force_stamp_overwrite``.
 
     Raises :class:`ApkFormatError` for a malformed APK, :class:`InputError` for
     unusable options or keys, :class:`SignatureError` when a key does not match its
@@ -786,6 +809,10 @@ def sign_apk(
                 align_file_size=align_file_size,
                 debuggable_apk_permitted=debuggable_apk_permitted,
                 created_by=created_by,
+                stamp=stamp
+                if stamp is None or isinstance(stamp, StampSigner)
+                else StampSigner(stamp),
+                force_stamp_overwrite=force_stamp_overwrite,
             )
             out.flush()
             if v4_on:
@@ -820,6 +847,16 @@ def sign_apk(
 
 
 @dataclass
+class _Stamp:
+    """A source stamp being written: signer, certificate, timestamp, v1 digest."""
+
+    signer: StampSigner
+    cert: certs.Certificate
+    timestamp: int | None
+    v1_manifest_digest: bytes | None = None
+
+
+@dataclass
 class _Blocks:
     """What the APK Signing Block generation produced (for v4)."""
 
@@ -849,6 +886,8 @@ def _sign(
     align_file_size: bool,
     debuggable_apk_permitted: bool,
     created_by: str,
+    stamp: StampSigner | None = None,
+    force_stamp_overwrite: bool = False,
 ) -> tuple[SignResult, tuple[_Plan, _Blocks]]:
     data = apk.data
     # Step 1: the ZIP sections and any APK Signing Block of the input.
@@ -913,6 +952,12 @@ def _sign(
     )
     v1_names = plan.v1_entry_names()
     v1_signers, v1_alg = plan.v1_signers() if v1 else ([], "sha256")
+    # apksig isEligibleForSourceStamp: a stamp signer and at least one scheme.
+    stamp_job: _Stamp | None = None
+    if stamp is not None and (v1 or v2 or plan.v3):
+        stamp_cert, _ = stamp.check()
+        stamp_job = _Stamp(stamp, stamp_cert, stamp.resolved_timestamp())
+    input_stamp: bytes | None = None
 
     # Step 5: copy entries in local-header order.
     f = out.file
@@ -936,7 +981,7 @@ def _sign(
         if name == PIN_LIST_ENTRY:
             continue
         if name == STAMP_CERT_ENTRY:
-            entry(name, "Bad source stamp entry")
+            input_stamp = entry(name, "Bad source stamp entry")
             continue
         if name in v1_names:
             policy = "engine"
@@ -1039,6 +1084,19 @@ def _sign(
     if not debuggable_apk_permitted and (v1 or v2 or plan.v3):
         _check_not_debuggable(apk, output_android_manifest, lfh_end)
 
+    # Step 7: the source stamp certificate digest, covered by the v1 signature.
+    if stamp_job is not None:
+        stamp_digest = stamp_cert_digest(stamp_job.cert)
+        if not (force_stamp_overwrite or input_stamp is None or input_stamp == stamp_digest):
+            raise ApkFormatError(
+                f"Cannot generate SourceStamp. APK contains an existing entry with the name: "
+                f"{STAMP_CERT_ENTRY}, and it is different than the provided source stamp "
+                "certificate"
+            )
+        if v1:
+            digests[STAMP_CERT_ENTRY] = hashlib.new(v1_alg, stamp_digest).digest()
+        add_entry(STAMP_CERT_ENTRY, stamp_digest)
+
     # Step 7.5: pinlist.meta, itself covered by the v1 signature.
     if pins is not None:
         pin_ranges.append((out_off, (1 << 63) - 1))
@@ -1051,9 +1109,11 @@ def _sign(
     schemes: list[str] = []
     if v1:
         scheme_ids = ([2] if v2 else []) + ([3] if plan.v3 else [])
-        entries, _ = sign_v1.sign_v1(
+        entries, jar_manifest = sign_v1.sign_v1(
             v1_signers, v1_alg, digests, scheme_ids, input_manifest, created_by
         )
+        if stamp_job is not None:
+            stamp_job.v1_manifest_digest = hashlib.sha256(jar_manifest.contents).digest()
         for name, content in entries:
             add_entry(name, content)
         schemes.append("v1")
@@ -1064,19 +1124,21 @@ def _sign(
         raise ApkFormatError(f"Output ZIP Central Directory too large: {len(cd_bytes)} bytes")
     eocd = eocd_with_cd(bytes(apk.eocd), len(cd_parts), len(cd_bytes), out_off)
     blocks = _Blocks()
-    if v2 or plan.v3:
+    if v2 or plan.v3 or stamp_job is not None:
         pad = (-out_off) % FILE_ALIGNMENT
         f.write(bytes(pad))
         out.flush()
         before = out_off + pad
         with _mapped(f, before) as entries_view:
-            block = _signing_block(plan, blocks, entries_view, cd_bytes, eocd, before)
+            block = _signing_block(plan, blocks, entries_view, cd_bytes, eocd, before, stamp_job)
             if align_file_size:
                 size = before + len(block) + len(cd_bytes) + len(eocd)
                 if size % FILE_ALIGNMENT:
                     eocd = eocd_padded(eocd, FILE_ALIGNMENT - size % FILE_ALIGNMENT)
                     blocks = _Blocks()
-                    block = _signing_block(plan, blocks, entries_view, cd_bytes, eocd, before)
+                    block = _signing_block(
+                        plan, blocks, entries_view, cd_bytes, eocd, before, stamp_job
+                    )
         f.seek(before)
         f.write(block)
         eocd = eocd_with_cd_offset(eocd, before + len(block))
@@ -1089,6 +1151,9 @@ def _sign(
         Path(), Path(), None, min_sdk, schemes, [s.name for s in v1_signers], signer_certs,
         plan.lineage,
     )  # fmt: skip
+    if stamp_job is not None:
+        result.stamp_cert = stamp_job.cert
+        result.schemes.append("source-stamp")
     return result, (plan, blocks)
 
 
@@ -1146,8 +1211,10 @@ def _signing_block(
     cd: bytes,
     eocd: bytes,
     before: int,
+    stamp: _Stamp | None = None,
 ) -> bytes:
-    """Generate v2, v3.1 and v3 blocks (in that order) and wrap them in the signing block."""
+    """Generate v2, v3.1, v3 and source stamp blocks (in that order) and wrap them in the
+    signing block."""
     sections = [entries, memoryview(cd), memoryview(eocd_with_cd_offset(eocd, before))]
     pairs: list[tuple[int, bytes]] = []
     v2s = plan.v2_signers() if plan.v2 else None
@@ -1166,7 +1233,27 @@ def _signing_block(
             v31_min = min(s.min_sdk for s in v31s)
         pairs.append((V3_BLOCK_ID, v3_block(v3s, digests, v31_min_sdk=v31_min)))
         blocks.v3 = v3s
+    if stamp is not None:
+        # DefaultApkSignerEngine: each scheme's own digests (v3: the v3.0 block's).
+        scheme_digests: dict[int, dict[ContentDigest, bytes] | dict[int, bytes]] = {}
+        if v3s is not None:
+            scheme_digests[VERSION_APK_SIGNATURE_SCHEME_V3] = _subset(digests, v3s)
+        if v2s is not None:
+            scheme_digests[VERSION_APK_SIGNATURE_SCHEME_V2] = _subset(digests, v2s)
+        if stamp.v1_manifest_digest is not None:
+            scheme_digests[VERSION_JAR_SIGNATURE_SCHEME] = {
+                SHA256_DIGEST_ID: stamp.v1_manifest_digest
+            }
+        value = stamp_block(stamp.signer, scheme_digests, timestamp=stamp.timestamp)
+        pairs.append((SOURCE_STAMP_V2_BLOCK_ID, value))
     return signing_block(pairs)
+
+
+def _subset(
+    digests: dict[ContentDigest, bytes], signers: Sequence[BlockSigner]
+) -> dict[ContentDigest, bytes]:
+    need = content_digest_algorithms(signers)
+    return {k: v for k, v in digests.items() if k in need}
 
 
 def _v4_file(out: _Atomic, plan_blocks: tuple[_Plan, _Blocks], result: SignResult) -> bytes:

@@ -404,6 +404,19 @@ def register(sub: Any) -> None:
         help="RFC 6979 DSA signatures",
     )
     p.add_argument("--next-signer", action=NewSigner, help="start the next signer's options")
+    p.add_argument(
+        "--stamp-signer",
+        action=NewSigner,
+        slot="stamp",
+        help="the following key options are the source stamp key (RSA)",
+    )
+    p.add_argument("--stamp-lineage", metavar="FILE", help="lineage of the source stamp key")
+    p.add_argument(
+        "--force-stamp-overwrite",
+        action=OptionalBool,
+        default=False,
+        help="replace an input stamp-cert-sha256 naming another stamp certificate",
+    )
     add_key_options(p)
     p.add_argument(
         "--v1-signer-name",
@@ -476,9 +489,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from provenance.apk.sign import Signer, read_lineage, sign_apk
+    from provenance.apk.sign import Signer, StampSigner, read_lineage, sign_apk
 
-    groups = [g for g in _signers(args) if g]
+    all_groups = [g for g in _signers(args) if g]
+    groups = [g for g in all_groups if g.get("_slot") != "stamp"]
+    stamp_groups = [g for g in all_groups if g.get("_slot") == "stamp"]
+    if len(stamp_groups) > 1:
+        raise InputError("--stamp-signer may be given only once")
+    if args.stamp_lineage is not None and not stamp_groups:
+        raise InputError("--stamp-lineage needs --stamp-signer")
     if not groups:
         raise InputError("At least one signer must be specified")
     inp = _input_path(args)
@@ -504,6 +523,13 @@ def _run(args: argparse.Namespace) -> int:
             )
             lineage = read_lineage(g["signer_lineage"]) if "signer_lineage" in g else None
             signers.append(Signer(key, name, int(g.get("signer_min_sdk", 0)), lineage))
+        stamp: StampSigner | None = None
+        if stamp_groups:
+            stamp_key = loader.load(stamp_groups[0], "stamp signer")
+            stamp_lineage = (
+                read_lineage(args.stamp_lineage) if args.stamp_lineage is not None else None
+            )
+            stamp = StampSigner(stamp_key, stamp_lineage)
     except KeystoreError as e:
         raise InputError(f"Failed to load signer: {e}") from None
     finally:
@@ -527,6 +553,8 @@ def _run(args: argparse.Namespace) -> int:
         verity=bool(args.verity_enabled),
         align_file_size=bool(args.align_file_size),
         debuggable_apk_permitted=bool(args.debuggable_apk_permitted),
+        stamp=stamp,
+        force_stamp_overwrite=bool(args.force_stamp_overwrite),
     )
     if args.json:
         print(json.dumps(res.to_json(), separators=(",", ":")))
