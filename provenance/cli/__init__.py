@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from provenance import __version__
 from provenance.errors import ProvenanceError
@@ -26,6 +26,16 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"apkprov: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def show_help(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The action of a command group run without a verb: its help, exit code 2."""
+
+    def run(_args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return run
 
 
 #: Command name -> module whose ``register(sub)`` adds it. Only the module of the

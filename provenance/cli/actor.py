@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from provenance.cli import show_help
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -26,7 +28,7 @@ def register(sub: Any) -> None:
         "once, stored as SHA-256. Actors themselves enter the registry through signed "
         "actor-registration statements, not here.",
     )
-    p.set_defaults(func=lambda _args: _usage(p))
+    p.set_defaults(func=show_help(p))
     verbs = p.add_subparsers(dest="actor_command", metavar="VERB")
 
     def common(q: argparse.ArgumentParser) -> None:
@@ -48,11 +50,6 @@ def register(sub: Any) -> None:
     q.add_argument("token_id", metavar="ID", help="the token id from `actor list`")
     common(q)
     q.set_defaults(func=run_revoke)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def _store(args: argparse.Namespace) -> Any:

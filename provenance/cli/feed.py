@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from provenance.cli import show_help
 from provenance.errors import InputError
 from provenance.feed import Expiry, FeedRepository, TrustRoots, publish_index
 
@@ -63,7 +64,7 @@ def register(sub: Any) -> None:
     """Add the ``feed`` command group."""
     p = sub.add_parser("feed", help="publish the offline risk feed for terminals (TUF)")
     verbs = p.add_subparsers(dest="feed_command", metavar="VERB")
-    p.set_defaults(func=lambda args: _usage(p))
+    p.set_defaults(func=show_help(p))
 
     init = verbs.add_parser("init", help="create the repository: keys, root, trust roots")
     init.add_argument("--dir", required=True, type=Path, help="repository folder")
@@ -120,11 +121,6 @@ def register(sub: Any) -> None:
     status.add_argument("--dir", required=True, type=Path, help="repository folder")
     status.add_argument("--json", action="store_true", help="print the result as JSON")
     status.set_defaults(func=run_status)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return 2
 
 
 def _trust_roots(args: argparse.Namespace) -> TrustRoots:

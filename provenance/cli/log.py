@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
 
+from provenance.cli import show_help
 from provenance.errors import InputError, ProvenanceError
 from provenance.log.log import POSTGRES_ENV, PUBLIC_DIR, Log
 from provenance.log.store.state import Sequenced
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
         description="A C2SP tiled transparency log in a data folder: serve DATA/public "
         "as the log's URL prefix.",
     )
-    p.set_defaults(func=lambda _args: _usage(p))
+    p.set_defaults(func=show_help(p))
     verbs = p.add_subparsers(dest="log_command", metavar="VERB")
 
     init = verbs.add_parser("init", help="create a log and its Ed25519 note key")
@@ -127,11 +128,6 @@ def register(sub: Any) -> None:
     from provenance.cli import log_serve  # the verb's HTTP stack is imported only when run
 
     log_serve.register(verbs)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def _add_dir(p: argparse.ArgumentParser) -> None:

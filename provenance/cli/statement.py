@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provenance.cli import show_help
 from provenance.errors import InputError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def register(sub: Any) -> None:
         "it with an actor's key, check the signature offline and submit it to the log "
         "service with the actor's token.",
     )
-    p.set_defaults(func=lambda _args: _usage(p))
+    p.set_defaults(func=show_help(p))
     verbs = p.add_subparsers(dest="statement_command", metavar="VERB")
 
     q = verbs.add_parser(
@@ -145,11 +146,6 @@ def register(sub: Any) -> None:
     )
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=run_submit)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 # ----------------------------------------------------------------- helpers

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provenance.cli import show_help
 from provenance.cli.trace import add_source_args, add_trust_args
 from provenance.errors import CheckFailed, InputError
 
@@ -58,7 +59,7 @@ def register(sub: Any) -> None:
         "verifies, keep it as an offline-verifiable evidence bundle, and sign and submit "
         "takedowns and restores that cite it.",
     )
-    p.set_defaults(func=lambda _args: _usage(p))
+    p.set_defaults(func=show_help(p))
     verbs = p.add_subparsers(dest="takedown_command", metavar="VERB")
 
     q = verbs.add_parser(
@@ -112,11 +113,6 @@ def register(sub: Any) -> None:
     q.add_argument("--reason", required=True, choices=_RESTORE_REASONS, help="reason code")
     _action_args(q)
     q.set_defaults(func=run_restore)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def _subject_args(q: argparse.ArgumentParser) -> None:

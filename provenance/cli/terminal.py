@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from provenance.cli import show_help
 from provenance.feed import FeedClient
 
 
@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     """Add the ``terminal`` command group."""
     p = sub.add_parser("terminal", help="check APKs on a terminal against the offline feed")
     verbs = p.add_subparsers(dest="terminal_command", metavar="VERB")
-    p.set_defaults(func=lambda args: _usage(p))
+    p.set_defaults(func=show_help(p))
 
     check = verbs.add_parser(
         "check",
@@ -46,11 +46,6 @@ def register(sub: Any) -> None:
     )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=run_check)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return 2
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from provenance.cli import show_help
 from provenance.log.witness import (
     KEY_FILE,
     LOGS_FILE,
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
     """Add the ``witness`` command group."""
     p = sub.add_parser("witness", help="run a transparency-log witness (c2sp.org/tlog-witness)")
     verbs = p.add_subparsers(dest="witness_command", metavar="VERB")
-    p.set_defaults(func=lambda args: _usage(p))
+    p.set_defaults(func=show_help(p))
 
     init = verbs.add_parser("init", help="create a witness directory and key")
     init.add_argument("--dir", required=True, type=Path, help="witness directory")
@@ -55,11 +56,6 @@ def register(sub: Any) -> None:
         help="uvicorn log level",
     )
     serve.set_defaults(func=run_serve)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return 2
 
 
 def run_init(args: argparse.Namespace) -> int:
