@@ -37,24 +37,18 @@ def verify_signer_signatures(
 
     Returns False when an error was recorded and parsing of this signer must stop.
     """
+    records, complete = _id_value_records(signer, f"{prefix}_SIG_MALFORMED_SIGNATURE", sig_records)
     supported: list[tuple[SignatureAlgorithm, bytes]] = []
     sig_ids: list[int] = []
-    count = 0
-    while sig_records.has_remaining():
-        count += 1
-        try:
-            rec = sig_records.prefixed()
-            alg_id = rec.u32()
-            sig = rec.prefixed_bytes()
-        except Malformed:
-            signer.error(f"{prefix}_SIG_MALFORMED_SIGNATURE", count)
-            return False
+    for alg_id, sig in records:
         sig_ids.append(alg_id)
         alg = algorithms.find_by_id(alg_id)
         if alg is None:
             signer.warn(f"{prefix}_SIG_UNKNOWN_SIG_ALGORITHM", alg_id)
             continue
         supported.append((alg, sig))
+    if not complete:  # after the warnings of the records before it, as the reference
+        return False
     signer.signature_alg_ids = sig_ids
     if not sig_ids:
         signer.error(f"{prefix}_SIG_NO_SIGNATURES")
@@ -123,17 +117,10 @@ def check_public_key(signer: SignerResult, prefix: str, public_key_bytes: bytes)
 
 def parse_digests(signer: SignerResult, prefix: str, records: Reader) -> bool:
     """Parse the digests record and check its algorithms match the signatures'."""
-    count = 0
-    while records.has_remaining():
-        count += 1
-        try:
-            rec = records.prefixed()
-            alg_id = rec.u32()
-            value = rec.prefixed_bytes()
-        except Malformed:
-            signer.error(f"{prefix}_SIG_MALFORMED_DIGEST", count)
-            return False
-        signer.content_digests.append((alg_id, value))
+    digests, complete = _id_value_records(signer, f"{prefix}_SIG_MALFORMED_DIGEST", records)
+    signer.content_digests.extend(digests)
+    if not complete:
+        return False
     sig_ids = signer.signature_alg_ids
     digest_ids = [a for a, _ in signer.content_digests]
     if sig_ids != digest_ids:
@@ -224,3 +211,20 @@ def attribute_int(signer: SignerResult, prefix: str, val: bytes) -> int | None:
         signer.error(f"{prefix}_SIG_MALFORMED_ADDITIONAL_ATTRIBUTE", count)
         return None
     return int.from_bytes(val[:4], "little", signed=True)
+
+
+def _id_value_records(
+    signer: SignerResult, malformed_issue: str, records: Reader
+) -> tuple[list[tuple[int, bytes]], bool]:
+    """Length-prefixed ``(u32 algorithm id, length-prefixed bytes)`` records (signatures
+    and digests share the layout): those read, and False when one was malformed (then
+    ``malformed_issue`` is recorded with its 1-based number)."""
+    out: list[tuple[int, bytes]] = []
+    while records.has_remaining():
+        try:
+            rec = records.prefixed()
+            out.append((rec.u32(), rec.prefixed_bytes()))
+        except Malformed:
+            signer.error(malformed_issue, len(out) + 1)
+            return out, False
+    return out, True
