@@ -99,17 +99,25 @@ class _Reader:
                 return XmlAttribute(name, "", 0, value.value_type, value.data).format_value()
         return attr.format_value()
 
-    def boolean(self, el: XmlElement, name: str, rid: int) -> bool | None:
-        """A boolean value; ``None`` when absent or not resolvable to a boolean."""
+    def _typed(self, el: XmlElement, name: str, rid: int) -> tuple[int, int, str | None] | None:
+        """(value type, data, string) of an attribute, a resource reference resolved
+        through resources.arsc; None when absent or unresolvable."""
         attr = el.attribute(name, rid)
         if attr is None:
             return None
-        vtype, data, string = attr.value_type, attr.data, attr.string
-        if vtype == ValueType.REFERENCE:
+        if attr.value_type == ValueType.REFERENCE:
             value = self._resolved(attr)
             if value is None:
                 return None
-            vtype, data, string = value.value_type, value.data, value.string
+            return value.value_type, value.data, value.string
+        return attr.value_type, attr.data, attr.string
+
+    def boolean(self, el: XmlElement, name: str, rid: int) -> bool | None:
+        """A boolean value; ``None`` when absent or not resolvable to a boolean."""
+        typed = self._typed(el, name, rid)
+        if typed is None:
+            return None
+        vtype, data, string = typed
         if vtype == ValueType.INT_BOOLEAN or vtype in _INT_TYPES:
             return data != 0
         if vtype == ValueType.STRING and string is not None:
@@ -121,15 +129,10 @@ class _Reader:
 
     def integer(self, el: XmlElement, name: str, rid: int) -> int | None:
         """An integer value; ``None`` when absent or not an integer."""
-        attr = el.attribute(name, rid)
-        if attr is None:
+        typed = self._typed(el, name, rid)
+        if typed is None:
             return None
-        vtype, data, string = attr.value_type, attr.data, attr.string
-        if vtype == ValueType.REFERENCE:
-            value = self._resolved(attr)
-            if value is None:
-                return None
-            vtype, data, string = value.value_type, value.data, value.string
+        vtype, data, string = typed
         if vtype in _INT_TYPES or vtype == ValueType.INT_BOOLEAN:
             return data - (1 << 32) if data & 0x8000_0000 else data
         if vtype == ValueType.STRING and string is not None:
